@@ -1,0 +1,469 @@
+//! The simulated network, with the semantics of MIT 6.5840's `labrpc`.
+//!
+//! A [`Network`] holds named servers, each with named [`Service`]s, and named client ends. A
+//! [`ClientEnd`] is connected to at most one server and can be enabled or disabled; a call goes
+//! through the network, which may delay it, drop the request, drop the reply, or hold the reply
+//! back for a long time, exactly as the original does (the constants are the original's).
+//! Arguments and replies are serialized on every call, so no memory is ever shared between a
+//! caller and a handler, and byte counts are real.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::sim::{self, trace_event};
+
+/// Why a call failed. A Raft implementation treats all of them as "no reply".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// The unreliable network dropped the request or the reply.
+    #[error("the network dropped the request or its reply")]
+    Dropped,
+    /// The end is disabled, not connected, or its server does not exist.
+    #[error("no connection to the server")]
+    Disconnected,
+    /// The server was deleted or replaced, or the end disabled, while the call was in progress.
+    #[error("the server was killed during the call")]
+    ServerKilled,
+    /// The server has no such service or method.
+    #[error("unknown method {0:?} (expected \"Service.method\")")]
+    UnknownMethod(String),
+    /// Arguments or reply could not be (de)serialized.
+    #[error("malformed message: {0}")]
+    Codec(String),
+    /// The caller's own deadline passed (the network itself never times out a call).
+    #[error("timed out")]
+    Timeout,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<Result<Vec<u8>, RpcError>> + Send + Sync>;
+
+/// A named set of methods, e.g. service `"Raft"` with methods `"RequestVote"` and `"AppendEntries"`.
+#[derive(Clone)]
+pub struct Service {
+    name: String,
+    methods: BTreeMap<String, Handler>,
+}
+
+impl Service {
+    pub fn new(name: impl Into<String>) -> Self {
+        Service {
+            name: name.into(),
+            methods: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a method. The handler receives decoded arguments and returns the reply; malformed
+    /// argument bytes are answered with [`RpcError::Codec`] without calling it.
+    pub fn method<A, R, F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let h: Handler = Arc::new(move |bytes: Vec<u8>| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let args: A = decode(&bytes)?;
+                let reply = handler(args).await;
+                encode(&reply)
+            })
+        });
+        self.methods.insert(name.to_owned(), h);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A server: a set of services plus a count of the RPCs that reached it.
+pub struct Server {
+    services: BTreeMap<String, Service>,
+    count: AtomicU64,
+}
+
+impl Server {
+    pub fn new() -> Self {
+        Server {
+            services: BTreeMap::new(),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add_service(&mut self, svc: Service) {
+        self.services.insert(svc.name.clone(), svc);
+    }
+
+    /// RPCs that reached this server (delivered to a handler or rejected as unknown).
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn handler(&self, method: &str) -> Result<Handler, RpcError> {
+        let unknown = || RpcError::UnknownMethod(method.to_owned());
+        let (svc, meth) = method.split_once('.').ok_or_else(unknown)?;
+        let svc = self.services.get(svc).ok_or_else(unknown)?;
+        svc.methods.get(meth).cloned().ok_or_else(unknown)
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, RpcError> {
+    postcard::to_stdvec(v).map_err(|e| RpcError::Codec(e.to_string()))
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
+    postcard::from_bytes(bytes).map_err(|e| RpcError::Codec(e.to_string()))
+}
+
+#[derive(Clone, Default)]
+struct EndInfo {
+    enabled: bool,
+    server: Option<String>,
+}
+
+struct State {
+    reliable: bool,
+    long_delays: bool,
+    long_reordering: bool,
+    ends: BTreeMap<String, EndInfo>,
+    /// Each server with a generation number: a replaced server is a different server.
+    servers: BTreeMap<String, (u64, Arc<Server>)>,
+    next_generation: u64,
+    rng: ChaCha8Rng,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Bumped on every change that can kill an in-flight call (disable, delete, replace).
+    changed: watch::Sender<u64>,
+    total_rpcs: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+/// The simulated network. Cheap to clone; all clones are the same network.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+/// What a call needs to know about its end at the moment it enters the network.
+struct Route {
+    enabled: bool,
+    server: Option<(String, u64, Arc<Server>)>,
+    reliable: bool,
+    long_delays: bool,
+    long_reordering: bool,
+}
+
+impl Network {
+    /// A reliable network whose random choices come from `rng` (derive it with
+    /// `sim.rng("net", 0)`).
+    pub fn new(rng: ChaCha8Rng) -> Self {
+        let (changed, _) = watch::channel(0);
+        Network {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    reliable: true,
+                    long_delays: false,
+                    long_reordering: false,
+                    ends: BTreeMap::new(),
+                    servers: BTreeMap::new(),
+                    next_generation: 0,
+                    rng,
+                }),
+                changed,
+                total_rpcs: AtomicU64::new(0),
+                total_bytes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding this lock; recover the data if something ever did.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.inner.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Unreliable mode: each call waits 0-26 ms, then the request is dropped with p=1/10, and the
+    /// reply is dropped with p=1/10.
+    pub fn set_reliable(&self, yes: bool) {
+        self.lock().reliable = yes;
+        trace_event(None, "net.reliable", || json!({ "on": yes }));
+    }
+
+    /// Calls on disabled or unconnected ends fail after 0-6999 ms instead of 0-99 ms.
+    pub fn set_long_delays(&self, yes: bool) {
+        self.lock().long_delays = yes;
+        trace_event(None, "net.long_delays", || json!({ "on": yes }));
+    }
+
+    /// With p=2/3 a reply is held back 200-2200 ms, so replies arrive out of order.
+    pub fn set_long_reordering(&self, yes: bool) {
+        self.lock().long_reordering = yes;
+        trace_event(None, "net.long_reordering", || json!({ "on": yes }));
+    }
+
+    /// Creates a client end (disabled and unconnected until told otherwise).
+    ///
+    /// # Panics
+    /// When an end with this name exists: that is a bug in the tester.
+    pub fn make_end(&self, name: impl Into<String>) -> ClientEnd {
+        let name = name.into();
+        let mut st = self.lock();
+        assert!(
+            !st.ends.contains_key(&name),
+            "make_end: end {name:?} already exists"
+        );
+        st.ends.insert(name.clone(), EndInfo::default());
+        ClientEnd {
+            name,
+            net: self.clone(),
+        }
+    }
+
+    /// Forgets an end; calls on it fail as disconnected.
+    pub fn delete_end(&self, name: &str) {
+        self.lock().ends.remove(name);
+        self.bump();
+    }
+
+    /// Connects an end to a server (by name; the server may be added later).
+    pub fn connect(&self, end: &str, server: impl Into<String>) {
+        let server = server.into();
+        trace_event(Some(&server), "net.connect", || json!({ "end": end }));
+        self.lock().ends.entry(end.to_owned()).or_default().server = Some(server);
+        self.bump();
+    }
+
+    /// Enables or disables an end. A disabled end's calls fail, in flight ones included.
+    pub fn enable(&self, end: &str, enabled: bool) {
+        trace_event(None, "net.enable", || json!({ "end": end, "on": enabled }));
+        self.lock().ends.entry(end.to_owned()).or_default().enabled = enabled;
+        self.bump();
+    }
+
+    /// Adds a server, replacing (and so killing) any server of the same name.
+    pub fn add_server(&self, name: impl Into<String>, server: Server) {
+        let name = name.into();
+        trace_event(Some(&name), "net.add_server", || json!({}));
+        let mut st = self.lock();
+        st.next_generation += 1;
+        let generation = st.next_generation;
+        st.servers.insert(name, (generation, Arc::new(server)));
+        drop(st);
+        self.bump();
+    }
+
+    /// Deletes a server: calls to it fail, and calls in progress fail even if their handler
+    /// finishes, so no caller sees a reply whose effects went to a superseded persister.
+    pub fn delete_server(&self, name: &str) {
+        trace_event(Some(name), "net.delete_server", || json!({}));
+        self.lock().servers.remove(name);
+        self.bump();
+    }
+
+    /// RPCs that reached the named server (0 if it does not exist).
+    pub fn count(&self, server: &str) -> u64 {
+        self.lock().servers.get(server).map_or(0, |(_, s)| s.count())
+    }
+
+    /// Every call that entered the network.
+    pub fn total_count(&self) -> u64 {
+        self.inner.total_rpcs.load(Ordering::Relaxed)
+    }
+
+    /// Request bytes of every call plus reply bytes of every delivered reply.
+    pub fn total_bytes(&self) -> u64 {
+        self.inner.total_bytes.load(Ordering::Relaxed)
+    }
+
+    fn route(&self, end: &str) -> Route {
+        let st = self.lock();
+        let info = st.ends.get(end).cloned().unwrap_or_default();
+        let server = info.server.as_ref().and_then(|name| {
+            st.servers
+                .get(name)
+                .map(|(g, s)| (name.clone(), *g, s.clone()))
+        });
+        Route {
+            enabled: info.enabled,
+            server,
+            reliable: st.reliable,
+            long_delays: st.long_delays,
+            long_reordering: st.long_reordering,
+        }
+    }
+
+    fn rand_below(&self, n: u64) -> u64 {
+        self.lock().rng.random_range(0..n)
+    }
+
+    /// The original's `isServerDead`: the end was disabled, or the server deleted or replaced.
+    fn is_server_dead(&self, end: &str, server: &str, generation: u64) -> bool {
+        let st = self.lock();
+        let enabled = st.ends.get(end).is_some_and(|e| e.enabled);
+        let same = st.servers.get(server).is_some_and(|(g, _)| *g == generation);
+        !enabled || !same
+    }
+
+    async fn wait_server_dead(&self, end: &str, server: &str, generation: u64) {
+        let mut rx = self.inner.changed.subscribe();
+        loop {
+            if self.is_server_dead(end, server, generation) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                // The network is gone; nothing will ever change again.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    async fn process(&self, end: &str, method: &str, req: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        self.inner.total_rpcs.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .total_bytes
+            .fetch_add(req.len() as u64, Ordering::Relaxed);
+        let route = self.route(end);
+        let server = match (&route.server, route.enabled) {
+            (Some(server), true) => server.clone(),
+            _ => {
+                // Simulate no reply and an eventual timeout.
+                let ms = if route.long_delays {
+                    self.rand_below(7000)
+                } else {
+                    self.rand_below(100)
+                };
+                trace_event(None, "rpc.no_route", || {
+                    json!({ "end": end, "method": method, "fail_after_ms": ms })
+                });
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                return Err(RpcError::Disconnected);
+            }
+        };
+        let (name, generation, server) = server;
+        trace_event(Some(&name), "rpc.send", || {
+            json!({ "end": end, "method": method, "bytes": req.len() })
+        });
+        if !route.reliable {
+            // Short delay, then maybe drop the request.
+            let ms = self.rand_below(27);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if self.rand_below(1000) < 100 {
+                trace_event(Some(&name), "rpc.drop_request", || json!({ "end": end }));
+                return Err(RpcError::Dropped);
+            }
+        }
+        server.count.fetch_add(1, Ordering::Relaxed);
+        let handler = match server.handler(method) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(server = %name, method, "labrpc: call to an unknown method");
+                return Err(e);
+            }
+        };
+        // Run the handler, but give up as soon as the server is killed: the original polls every
+        // 100 ms; here the network wakes the call on each change instead.
+        let reply = tokio::select! {
+            biased;
+            reply = handler(req) => reply,
+            () = self.wait_server_dead(end, &name, generation) => {
+                trace_event(Some(&name), "rpc.server_killed", || json!({ "end": end }));
+                return Err(RpcError::ServerKilled);
+            }
+        };
+        let reply = reply?;
+        if self.is_server_dead(end, &name, generation) {
+            trace_event(Some(&name), "rpc.server_killed", || json!({ "end": end }));
+            return Err(RpcError::ServerKilled);
+        }
+        if !route.reliable && self.rand_below(1000) < 100 {
+            trace_event(Some(&name), "rpc.drop_reply", || json!({ "end": end }));
+            return Err(RpcError::Dropped);
+        }
+        if route.long_reordering && self.rand_below(900) < 600 {
+            // Delay the reply a long time, so replies arrive out of order.
+            let upper = self.rand_below(2000) + 1;
+            let ms = 200 + self.rand_below(upper);
+            trace_event(Some(&name), "rpc.delay_reply", || {
+                json!({ "end": end, "ms": ms })
+            });
+            self.inner
+                .total_bytes
+                .fetch_add(reply.len() as u64, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return Ok(reply);
+        }
+        self.inner
+            .total_bytes
+            .fetch_add(reply.len() as u64, Ordering::Relaxed);
+        trace_event(Some(&name), "rpc.reply", || {
+            json!({ "end": end, "bytes": reply.len() })
+        });
+        Ok(reply)
+    }
+}
+
+/// The caller's side of a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct ClientEnd {
+    name: String,
+    net: Network,
+}
+
+impl ClientEnd {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls `"Service.method"` on the connected server. Returns the decoded reply or why there
+    /// is none; the network never times out a call by itself (wrap it in `tokio::time::timeout`).
+    pub async fn call<A, R>(&self, method: &str, args: &A) -> Result<R, RpcError>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let req = encode(args)?;
+        let reply = self.net.process(&self.name, method, req).await?;
+        decode(&reply)
+    }
+
+    /// Calls with raw bytes (what a malformed client would send).
+    pub async fn call_bytes(&self, method: &str, req: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        self.net.process(&self.name, method, req).await
+    }
+}
+
+/// The node id string labrpc uses for a server index in traces and `connect` calls.
+pub fn server_name(i: usize) -> String {
+    i.to_string()
+}
+
+/// Convenience for tests: virtual milliseconds since the run started.
+pub fn now_ms() -> u64 {
+    sim::now_micros() / 1000
+}

@@ -1,0 +1,1 @@
+//! `lincheck`: a linearizability checker (placeholder until the checker lands).
