@@ -1,0 +1,433 @@
+//! The protocol core: a pure, synchronous state machine.
+//!
+//! Inputs are [`Raft::tick`], [`Raft::step`] (a received message), [`Raft::propose`] and
+//! [`Raft::compact`]; outputs are collected in a [`Ready`]: state to persist, messages to send,
+//! entries and snapshots to apply. Nothing in here does I/O, reads a clock or spawns anything;
+//! randomized election timeouts come from the seeded generator the core is given. The rules of
+//! the protocol live in `election.rs`, `replication.rs` and `snapshot.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tracing::info;
+
+use crate::log::{Entry, RaftLog};
+use crate::message::{Envelope, Message};
+use crate::persist::{self, HardState, PersistError};
+use crate::types::{LogIndex, NodeId, Term};
+
+/// Timing, in ticks. The driver decides how long a tick is (10 ms in the simulated labs).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Every voting member, this node included.
+    pub peers: Vec<NodeId>,
+    /// A follower or candidate starts an election after a random timeout in
+    /// `[election_ticks, 2 * election_ticks)` without hearing from a leader (section 5.2).
+    pub election_ticks: u32,
+    /// A leader sends heartbeats every this many ticks.
+    pub heartbeat_ticks: u32,
+}
+
+impl Config {
+    /// The labs' timing with a 10 ms tick: heartbeats every 100 ms (at most ten per second, as
+    /// the lab requires) and election timeouts of 300-600 ms.
+    pub fn lab(id: NodeId, peers: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            peers,
+            election_ticks: 30,
+            heartbeat_ticks: 10,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// The leader's view of one follower (Figure 2, "Volatile state on leaders").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Index of the next entry to send.
+    pub next: LogIndex,
+    /// Highest index known to be replicated on the follower.
+    pub matched: LogIndex,
+}
+
+/// Something the service must apply, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Apply {
+    Command {
+        index: LogIndex,
+        term: Term,
+        command: Vec<u8>,
+    },
+    Snapshot {
+        index: LogIndex,
+        term: Term,
+        data: Arc<Vec<u8>>,
+    },
+}
+
+/// State that must reach stable storage before the messages of the same [`Ready`] are sent.
+#[derive(Clone, Debug)]
+pub struct Persist {
+    /// The encoded term, vote and log.
+    pub raft_state: Vec<u8>,
+    /// The snapshot, when it changed.
+    pub snapshot: Option<Arc<Vec<u8>>>,
+}
+
+/// Everything the core produced since the last `ready()`.
+///
+/// Its messages are only reachable through [`Ready::persist`]: a driver cannot send a vote or an
+/// acknowledgement before the state it promises is saved (Figure 2: "respond to RPCs" only after
+/// "updating stable storage").
+#[derive(Debug, Default)]
+#[must_use = "a Ready holds messages and state that must be persisted and sent"]
+pub struct Ready {
+    persist: Option<Persist>,
+    messages: Vec<Envelope>,
+    replies: Vec<Envelope>,
+    apply: Vec<Apply>,
+}
+
+/// A [`Ready`] whose state is on stable storage: its messages may go out now.
+#[derive(Debug, Default)]
+pub struct Persisted {
+    /// New requests (and replies to replies: none) for other nodes.
+    pub messages: Vec<Envelope>,
+    /// One reply per request stepped since the last `ready()`, in the order they were stepped.
+    pub replies: Vec<Envelope>,
+    /// Commands and snapshots to apply, in log order.
+    pub apply: Vec<Apply>,
+}
+
+impl Ready {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_none()
+            && self.messages.is_empty()
+            && self.replies.is_empty()
+            && self.apply.is_empty()
+    }
+
+    /// The state to persist, if any (for inspection; use [`Ready::persist`] to act on it).
+    pub fn pending_persist(&self) -> Option<&Persist> {
+        self.persist.as_ref()
+    }
+
+    /// Saves the state with `save` (skipped when nothing changed), then releases the messages.
+    pub fn persist<E>(
+        self,
+        save: impl FnOnce(&Persist) -> Result<(), E>,
+    ) -> Result<Persisted, E> {
+        if let Some(p) = &self.persist {
+            save(p)?;
+        }
+        Ok(Persisted {
+            messages: self.messages,
+            replies: self.replies,
+            apply: self.apply,
+        })
+    }
+}
+
+/// Returned by [`Raft::propose`] on a node that is not the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader (leader hint: {leader:?})")]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+}
+
+/// A snapshot of the core's state, for tests, status displays and scenario scripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub commit: LogIndex,
+    pub applied: LogIndex,
+    pub last_index: LogIndex,
+    pub snapshot_index: LogIndex,
+}
+
+/// One Raft node's protocol state.
+pub struct Raft {
+    pub(crate) config: Config,
+    pub(crate) rng: ChaCha8Rng,
+
+    // Persistent state (Figure 2).
+    pub(crate) term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    pub(crate) log: RaftLog,
+    /// The service's snapshot, covering the log up to `log.snapshot_index()`.
+    pub(crate) snapshot: Arc<Vec<u8>>,
+
+    // Volatile state.
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) commit: LogIndex,
+    /// Highest index handed to the service (in a `Ready`).
+    pub(crate) applied: LogIndex,
+    pub(crate) election_elapsed: u32,
+    pub(crate) election_timeout: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+
+    // Outputs waiting for the next `ready()`.
+    pub(crate) state_dirty: bool,
+    pub(crate) snapshot_dirty: bool,
+    pub(crate) messages: Vec<Envelope>,
+    pub(crate) replies: Vec<Envelope>,
+    pub(crate) apply: Vec<Apply>,
+    /// Set by proposals, so that many proposals between two `ready()`s share one broadcast.
+    pub(crate) broadcast_pending: bool,
+}
+
+impl Raft {
+    /// A node starting from its persisted state and snapshot (both empty on first boot).
+    ///
+    /// Its state machine restarts from the snapshot, which the service restores itself, so
+    /// commit and applied start at the snapshot's last index (section 7).
+    pub fn new(
+        config: Config,
+        raft_state: &[u8],
+        snapshot: Vec<u8>,
+        rng: ChaCha8Rng,
+    ) -> Result<Raft, PersistError> {
+        let HardState {
+            term,
+            voted_for,
+            log,
+        } = persist::decode(raft_state)?;
+        let base = log.snapshot_index();
+        let mut raft = Raft {
+            config,
+            rng,
+            term,
+            voted_for,
+            log,
+            snapshot: Arc::new(snapshot),
+            role: Role::Follower,
+            leader: None,
+            commit: base,
+            applied: base,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            state_dirty: false,
+            snapshot_dirty: false,
+            messages: Vec::new(),
+            replies: Vec::new(),
+            apply: Vec::new(),
+            broadcast_pending: false,
+        };
+        raft.reset_election_timer();
+        Ok(raft)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            voted_for: self.voted_for,
+            leader: self.leader,
+            commit: self.commit,
+            applied: self.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+        }
+    }
+
+    /// The leader's progress for each follower (empty unless leader).
+    pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
+        &self.progress
+    }
+
+    pub(crate) fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.config.id;
+        self.config.peers.iter().copied().filter(move |p| *p != me)
+    }
+
+    pub(crate) fn quorum(&self) -> usize {
+        self.config.peers.len() / 2 + 1
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, msg: Message) {
+        self.messages.push(Envelope {
+            from: self.config.id,
+            to,
+            msg,
+        });
+    }
+
+    pub(crate) fn reply(&mut self, to: NodeId, msg: Message) {
+        self.replies.push(Envelope {
+            from: self.config.id,
+            to,
+            msg,
+        });
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.config.election_ticks.max(1);
+        self.election_timeout = base + self.rng.random_range(0..base);
+    }
+
+    /// One unit of time passes.
+    pub fn tick(&mut self) {
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed += 1;
+            if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+                self.heartbeat_elapsed = 0;
+                self.broadcast_append();
+            }
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout {
+                self.campaign();
+            }
+        }
+    }
+
+    /// Handles a message from another node. Every request produces exactly one reply in the
+    /// next [`Ready`]'s `replies`, in the order requests were stepped.
+    pub fn step(&mut self, env: Envelope) {
+        let Envelope { from, msg, .. } = env;
+        // Figure 2, "Rules for Servers": a message with a higher term makes us a follower of it.
+        if msg.term() > self.term {
+            let leader = match msg {
+                Message::AppendEntries(_) | Message::InstallSnapshot(_) => Some(from),
+                _ => None,
+            };
+            self.become_follower(msg.term(), leader);
+        }
+        match msg {
+            Message::RequestVote(m) => self.handle_request_vote(from, m),
+            Message::RequestVoteReply(m) => self.handle_vote_reply(from, m),
+            Message::AppendEntries(m) => self.handle_append_entries(from, m),
+            Message::AppendEntriesReply(m) => self.handle_append_reply(from, m),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
+            Message::InstallSnapshotReply(m) => self.handle_snapshot_reply(from, m),
+        }
+    }
+
+    /// Appends a command to the leader's log. Returns the index and term it will commit at if
+    /// this node stays leader (the lab's `Start`).
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(LogIndex, Term), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.append(Entry {
+            term: self.term,
+            command,
+        });
+        self.state_dirty = true;
+        self.broadcast_pending = true;
+        // A single-node cluster commits on its own.
+        self.maybe_commit();
+        Ok((index, self.term))
+    }
+
+    /// Collects what the core produced. The driver persists, then sends and applies it.
+    pub fn ready(&mut self) -> Ready {
+        if self.broadcast_pending {
+            self.broadcast_pending = false;
+            if self.role == Role::Leader {
+                self.broadcast_append();
+            }
+        }
+        self.collect_applies();
+        let persist = (self.state_dirty || self.snapshot_dirty).then(|| Persist {
+            raft_state: persist::encode(self.term, self.voted_for, &self.log),
+            snapshot: self.snapshot_dirty.then(|| self.snapshot.clone()),
+        });
+        self.state_dirty = false;
+        self.snapshot_dirty = false;
+        Ready {
+            persist,
+            messages: std::mem::take(&mut self.messages),
+            replies: std::mem::take(&mut self.replies),
+            apply: std::mem::take(&mut self.apply),
+        }
+    }
+
+    /// Hands committed entries to the service, in order (Figure 2: "If commitIndex >
+    /// lastApplied: increment lastApplied, apply log[lastApplied] to state machine").
+    fn collect_applies(&mut self) {
+        while self.applied < self.commit {
+            let index = self.applied.next();
+            let Some(entry) = self.log.entry(index) else {
+                // Cannot happen: the snapshot never goes past `applied`.
+                break;
+            };
+            self.apply.push(Apply::Command {
+                index,
+                term: entry.term,
+                command: entry.command.clone(),
+            });
+            self.applied = index;
+        }
+    }
+
+    /// Figure 2, "Rules for Servers": on a higher term, adopt it and become a follower.
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            if self.role != Role::Follower {
+                info!(node = self.config.id.0, term = term.0, old_term = self.term.0,
+                    "node {} steps down: saw term {} > {}", self.config.id, term, self.term);
+            }
+            self.term = term;
+            self.voted_for = None;
+            self.state_dirty = true;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.progress.clear();
+    }
+
+    pub(crate) fn advance_commit(&mut self, index: LogIndex) {
+        if index > self.commit {
+            self.commit = index;
+            info!(node = self.config.id.0, term = self.term.0, index = index.0,
+                "node {} commits up to index {}", self.config.id, index);
+        }
+    }
+}

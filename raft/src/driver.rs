@@ -1,0 +1,276 @@
+//! The async driver: one task owns the [`Raft`] core and runs it on tokio, over any
+//! [`Transport`] and [`Storage`]. It ticks the core, feeds it messages and proposals, and acts on
+//! each [`Ready`](crate::core::Ready): persist first, then reply, send and apply.
+//!
+//! The handle, [`Node`], has the lab's API: `start`, `state`, `snapshot`, `kill`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use labrpc::{ClientEnd, TaskGroup};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
+use crate::message::Envelope;
+use crate::persist::{PersistError, Storage};
+use crate::types::{LogIndex, NodeId, Term};
+
+/// A boxed future, so transports can be used as trait objects.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How messages reach other nodes. A request's reply, if any arrives, is the call's result.
+pub trait Transport: Send + Sync + 'static {
+    fn call(&self, to: NodeId, env: Envelope) -> BoxFuture<Option<Envelope>>;
+}
+
+/// The labrpc method Raft nodes serve: a request [`Envelope`] in, its reply out.
+pub const STEP_METHOD: &str = "Raft.Step";
+
+/// Transport over labrpc client ends, one per peer.
+pub struct LabrpcTransport {
+    ends: BTreeMap<NodeId, ClientEnd>,
+}
+
+impl LabrpcTransport {
+    /// `ends[i]` reaches node `i` (the lab's `peers` array; the entry for this node is unused).
+    pub fn new(ends: Vec<ClientEnd>) -> Self {
+        LabrpcTransport {
+            ends: ends
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (NodeId(i as u64), e))
+                .collect(),
+        }
+    }
+}
+
+impl Transport for LabrpcTransport {
+    fn call(&self, to: NodeId, env: Envelope) -> BoxFuture<Option<Envelope>> {
+        let end = self.ends.get(&to).cloned();
+        Box::pin(async move {
+            let end = end?;
+            end.call::<Envelope, Option<Envelope>>(STEP_METHOD, &env)
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+}
+
+enum Input {
+    /// A message; requests arriving over RPC carry where to send their reply.
+    Step(Envelope, Option<oneshot::Sender<Envelope>>),
+    Propose(Vec<u8>, oneshot::Sender<Result<(LogIndex, Term), NotLeader>>),
+    Compact(LogIndex, Vec<u8>),
+}
+
+/// Driver settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Length of one core tick.
+    pub tick: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A running Raft node. Cheap to clone; all clones drive the same node.
+#[derive(Clone)]
+pub struct Node {
+    id: NodeId,
+    tx: mpsc::UnboundedSender<Input>,
+    status: Arc<Mutex<Status>>,
+    tasks: TaskGroup,
+}
+
+impl Node {
+    /// Starts a node from what `storage` holds. Its tasks are spawned in `tasks` (killing the
+    /// group stops the node); applied entries and snapshots go to `apply_tx`, in order.
+    pub fn start<T: Transport, S: Storage>(
+        config: Config,
+        transport: T,
+        storage: S,
+        apply_tx: mpsc::UnboundedSender<Apply>,
+        rng: ChaCha8Rng,
+        tasks: TaskGroup,
+        options: Options,
+    ) -> Result<Node, PersistError> {
+        let (raft_state, snapshot) = storage.load()?;
+        let core = Raft::new(config, &raft_state, snapshot, rng)?;
+        let id = core.id();
+        let status = Arc::new(Mutex::new(core.status()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            core,
+            rx,
+            tx: tx.clone(),
+            transport: Arc::new(transport),
+            storage,
+            apply_tx,
+            status: status.clone(),
+            tasks: tasks.clone(),
+            waiting: VecDeque::new(),
+        };
+        tasks.spawn(driver.run(options.tick));
+        Ok(Node {
+            id,
+            tx,
+            status,
+            tasks,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The lab's `Start`: proposes a command. Returns the index and term it will have if it
+    /// commits, or `NotLeader`. It may never commit (the leader may lose its office).
+    pub async fn start_command(&self, command: Vec<u8>) -> Result<(LogIndex, Term), NotLeader> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Input::Propose(command, tx)).is_err() {
+            return Err(NotLeader { leader: None });
+        }
+        rx.await.unwrap_or(Err(NotLeader { leader: None }))
+    }
+
+    /// The lab's `GetState`: current term and whether this node believes it is the leader.
+    pub fn state(&self) -> (Term, bool) {
+        let s = self.status();
+        (s.term, s.role == Role::Leader)
+    }
+
+    /// The node's state as of its last step.
+    pub fn status(&self) -> Status {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The service has snapshotted its state through `index`: Raft may discard that prefix.
+    pub fn snapshot(&self, index: LogIndex, data: Vec<u8>) {
+        // If the node is dead nobody cares about its log any more.
+        let _ = self.tx.send(Input::Compact(index, data));
+    }
+
+    /// Stops the node: every task it runs is aborted.
+    pub fn kill(&self) {
+        self.tasks.kill();
+    }
+
+    /// The labrpc service (`Raft.Step`) that delivers other nodes' requests to this node.
+    pub fn service(&self) -> labrpc::Service {
+        let tx = self.tx.clone();
+        let me = self.id;
+        labrpc::Service::new("Raft").method("Step", move |env: Envelope| {
+            let tx = tx.clone();
+            async move {
+                if env.to != me || !env.msg.is_request() {
+                    return None;
+                }
+                let (otx, orx) = oneshot::channel();
+                tx.send(Input::Step(env, Some(otx))).ok()?;
+                orx.await.ok()
+            }
+        })
+    }
+}
+
+struct Driver<T, S> {
+    core: Raft,
+    rx: mpsc::UnboundedReceiver<Input>,
+    tx: mpsc::UnboundedSender<Input>,
+    transport: Arc<T>,
+    storage: S,
+    apply_tx: mpsc::UnboundedSender<Apply>,
+    status: Arc<Mutex<Status>>,
+    tasks: TaskGroup,
+    /// Reply channels of the requests stepped since the last `ready()`, in order.
+    waiting: VecDeque<oneshot::Sender<Envelope>>,
+}
+
+impl<T: Transport, S: Storage> Driver<T, S> {
+    async fn run(mut self, tick: Duration) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick completes at once
+        loop {
+            tokio::select! {
+                biased;
+                input = self.rx.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => return,
+                },
+                _ = ticker.tick() => self.core.tick(),
+            }
+            // Take everything already queued, so one Ready (one persist, one broadcast) covers it.
+            while let Ok(input) = self.rx.try_recv() {
+                self.handle(input);
+            }
+            if let Err(e) = self.flush() {
+                error!(node = self.core.id().0, "node {} stops: {e}", self.core.id());
+                self.tasks.kill();
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Step(env, reply_to) => {
+                let request = env.msg.is_request();
+                self.core.step(env);
+                if request {
+                    // The core replies to every request, in order; a request arriving as a
+                    // reply to our own call has nobody waiting.
+                    if let Some(tx) = reply_to {
+                        self.waiting.push_back(tx);
+                    }
+                }
+            }
+            Input::Propose(command, tx) => {
+                let _ = tx.send(self.core.propose(command));
+            }
+            Input::Compact(index, data) => self.core.compact(index, data),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), PersistError> {
+        let ready = self.core.ready();
+        let storage = &mut self.storage;
+        let out = ready.persist(|p| {
+            storage.save(&p.raft_state, p.snapshot.as_ref().map(|s| s.as_slice()))
+        })?;
+        for reply in out.replies {
+            if let Some(tx) = self.waiting.pop_front() {
+                let _ = tx.send(reply);
+            }
+        }
+        for env in out.messages {
+            let transport = self.transport.clone();
+            let tx = self.tx.clone();
+            self.tasks.spawn(async move {
+                let to = env.to;
+                if let Some(reply) = transport.call(to, env).await
+                    && reply.from == to
+                    && !reply.msg.is_request()
+                {
+                    let _ = tx.send(Input::Step(reply, None));
+                }
+            });
+        }
+        for a in out.apply {
+            let _ = self.apply_tx.send(a);
+        }
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = self.core.status();
+        Ok(())
+    }
+}

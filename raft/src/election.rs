@@ -1,0 +1,121 @@
+//! Leader election (section 5.2) and the election restriction (section 5.4.1).
+
+use tracing::info;
+
+use crate::core::{Progress, Raft, Role};
+use crate::message::{Message, RequestVote, RequestVoteReply};
+use crate::types::NodeId;
+
+impl Raft {
+    /// Figure 2, "Rules for Servers, Followers": no word from a leader within the election
+    /// timeout, so convert to candidate: increment the term, vote for self, reset the election
+    /// timer and send RequestVote to every other server.
+    pub fn campaign(&mut self) {
+        self.term = self.term.next();
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.voted_for = Some(self.config.id);
+        self.state_dirty = true;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_timer();
+        info!(node = self.config.id.0, term = self.term.0,
+            "node {} starts an election for term {}", self.config.id, self.term);
+        if self.count_votes() >= self.quorum() {
+            self.become_leader();
+            return;
+        }
+        let req = RequestVote {
+            term: self.term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        let others: Vec<NodeId> = self.others().collect();
+        for peer in others {
+            self.send(peer, Message::RequestVote(req.clone()));
+        }
+    }
+
+    /// Section 5.4.1: a voter denies its vote if its own log is more up-to-date than the
+    /// candidate's: the log whose last entry has the later term wins; with equal last terms,
+    /// the longer log wins.
+    pub(crate) fn candidate_log_is_up_to_date(&self, req: &RequestVote) -> bool {
+        let (my_term, my_index) = (self.log.last_term(), self.log.last_index());
+        req.last_log_term > my_term
+            || (req.last_log_term == my_term && req.last_log_index >= my_index)
+    }
+
+    /// Figure 2, RequestVote RPC receiver implementation.
+    pub(crate) fn handle_request_vote(&mut self, from: NodeId, req: RequestVote) {
+        // 1. Reply false if term < currentTerm. (A higher term was adopted in `step`.)
+        let mut granted = false;
+        if req.term == self.term {
+            // 2. If votedFor is null or candidateId, and the candidate's log is at least as
+            //    up-to-date as the receiver's log, grant the vote.
+            let free = self.voted_for.is_none() || self.voted_for == Some(from);
+            if free && self.candidate_log_is_up_to_date(&req) {
+                granted = true;
+                if self.voted_for != Some(from) {
+                    self.voted_for = Some(from);
+                    self.state_dirty = true;
+                }
+                // Granting a vote resets the election timer, so a node does not compete with
+                // the candidate it just voted for.
+                self.reset_election_timer();
+                info!(node = self.config.id.0, term = self.term.0, candidate = from.0,
+                    "node {} grants its vote to {} for term {}", self.config.id, from, self.term);
+            }
+        }
+        let term = self.term;
+        self.reply(
+            from,
+            Message::RequestVoteReply(RequestVoteReply {
+                term,
+                vote_granted: granted,
+            }),
+        );
+    }
+
+    pub(crate) fn handle_vote_reply(&mut self, from: NodeId, reply: RequestVoteReply) {
+        // A reply from an older term (or arriving after we stopped campaigning) counts for nothing.
+        if self.role != Role::Candidate || reply.term != self.term {
+            return;
+        }
+        self.votes.insert(from, reply.vote_granted);
+        if self.count_votes() >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    fn count_votes(&self) -> usize {
+        self.votes.values().filter(|v| **v).count()
+    }
+
+    /// Section 5.2: a candidate with votes from a majority becomes leader and immediately sends
+    /// heartbeats to establish its authority. Figure 2: nextIndex starts just past the leader's
+    /// log, matchIndex at 0.
+    pub(crate) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.config.id);
+        self.heartbeat_elapsed = 0;
+        let next = self.log.last_index().next();
+        let others: Vec<NodeId> = self.others().collect();
+        self.progress = others
+            .into_iter()
+            .map(|p| {
+                (
+                    p,
+                    Progress {
+                        next,
+                        matched: Default::default(),
+                    },
+                )
+            })
+            .collect();
+        info!(node = self.config.id.0, term = self.term.0,
+            votes = self.count_votes(), peers = self.config.peers.len(),
+            "node {} is leader of term {} ({} of {} votes)",
+            self.config.id, self.term, self.count_votes(), self.config.peers.len());
+        self.broadcast_append();
+    }
+}

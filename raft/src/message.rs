@@ -1,0 +1,116 @@
+//! The messages Raft nodes exchange: the two RPCs of Figure 2 and InstallSnapshot (Figure 13),
+//! each with its reply. The core sees them as one-way messages; a driver carries a request and
+//! its reply over one RPC.
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::Entry;
+use crate::types::{LogIndex, NodeId, Term};
+
+/// A message with its sender and receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub msg: Message,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    RequestVote(RequestVote),
+    RequestVoteReply(RequestVoteReply),
+    AppendEntries(AppendEntries),
+    AppendEntriesReply(AppendEntriesReply),
+    InstallSnapshot(InstallSnapshot),
+    InstallSnapshotReply(InstallSnapshotReply),
+}
+
+impl Message {
+    /// The sender's term, carried by every message (Figure 2, "Rules for Servers").
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote(m) => m.term,
+            Message::RequestVoteReply(m) => m.term,
+            Message::AppendEntries(m) => m.term,
+            Message::AppendEntriesReply(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotReply(m) => m.term,
+        }
+    }
+
+    /// Requests get exactly one reply each; replies get none.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Message::RequestVote(_) | Message::AppendEntries(_) | Message::InstallSnapshot(_)
+        )
+    }
+
+    /// A short name for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::RequestVote(_) => "RequestVote",
+            Message::RequestVoteReply(_) => "RequestVoteReply",
+            Message::AppendEntries(_) => "AppendEntries",
+            Message::AppendEntriesReply(_) => "AppendEntriesReply",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotReply(_) => "InstallSnapshotReply",
+        }
+    }
+}
+
+/// Invoked by candidates to gather votes (section 5.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestVote {
+    pub term: Term,
+    pub last_log_index: LogIndex,
+    pub last_log_term: Term,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestVoteReply {
+    pub term: Term,
+    pub vote_granted: bool,
+}
+
+/// Invoked by the leader to replicate entries (section 5.3); also the heartbeat (section 5.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntries {
+    pub term: Term,
+    pub prev_log_index: LogIndex,
+    pub prev_log_term: Term,
+    pub entries: Vec<Entry>,
+    pub leader_commit: LogIndex,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntriesReply {
+    pub term: Term,
+    pub success: bool,
+    /// On success: the last index now known to match the leader's log
+    /// (`prev_log_index + entries.len()`), so a reordered reply cannot move progress back.
+    pub match_index: LogIndex,
+    /// On failure, the fast backtracking hint (section 5.3, "the follower can include the term
+    /// of the conflicting entry and the first index it stores for that term"): the term of the
+    /// follower's entry at `prev_log_index`, or `None` when its log is too short.
+    pub conflict_term: Option<Term>,
+    /// On failure: the first index of `conflict_term` in the follower's log, or its log length + 1.
+    pub conflict_index: LogIndex,
+}
+
+/// Invoked by the leader to send a snapshot to a follower that lags behind the leader's log
+/// (section 7, Figure 13). Sent in one piece, as in the labs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    pub last_included_index: LogIndex,
+    pub last_included_term: Term,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotReply {
+    pub term: Term,
+    /// Echoes the request, so the leader knows what the follower now has.
+    pub last_included_index: LogIndex,
+}

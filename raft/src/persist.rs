@@ -1,0 +1,120 @@
+//! What Raft keeps on stable storage (Figure 2, "Persistent state on all servers": currentTerm,
+//! votedFor, log[]), plus where the snapshot's prefix ends, and the storage interface the driver
+//! writes it through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::{Entry, RaftLog};
+use crate::types::{LogIndex, NodeId, Term};
+
+/// The encoded form of the persistent state, borrowing the log (no copy to encode it).
+#[derive(Serialize)]
+struct StateRef<'a> {
+    term: Term,
+    voted_for: Option<NodeId>,
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    entries: &'a [Entry],
+}
+
+#[derive(Deserialize)]
+struct StateOwned {
+    term: Term,
+    voted_for: Option<NodeId>,
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    entries: Vec<Entry>,
+}
+
+/// The persistent state as the core restores it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub log: RaftLog,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("persisted Raft state is corrupt ({len} bytes): {reason}")]
+    Corrupt { len: usize, reason: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+pub(crate) fn encode(term: Term, voted_for: Option<NodeId>, log: &RaftLog) -> Vec<u8> {
+    let s = StateRef {
+        term,
+        voted_for,
+        snapshot_index: log.snapshot_index(),
+        snapshot_term: log.snapshot_term(),
+        entries: log.entries(),
+    };
+    // Serializing plain integers and byte vectors into a Vec cannot fail.
+    postcard::to_stdvec(&s).unwrap_or_default()
+}
+
+/// Decodes persisted state; empty bytes mean a node that never saved anything.
+pub fn decode(bytes: &[u8]) -> Result<HardState, PersistError> {
+    if bytes.is_empty() {
+        return Ok(HardState::default());
+    }
+    let s: StateOwned = postcard::from_bytes(bytes).map_err(|e| PersistError::Corrupt {
+        len: bytes.len(),
+        reason: e.to_string(),
+    })?;
+    Ok(HardState {
+        term: s.term,
+        voted_for: s.voted_for,
+        log: RaftLog::from_parts(s.snapshot_index, s.snapshot_term, s.entries),
+    })
+}
+
+/// Stable storage for one node: Raft state and snapshot, saved atomically together.
+///
+/// `save` must not return before the data is durable: the driver sends the messages that
+/// depend on it (votes, acknowledgements) only after it returns.
+pub trait Storage: Send + 'static {
+    /// The saved Raft state (empty if none) and snapshot (empty if none).
+    fn load(&self) -> Result<(Vec<u8>, Vec<u8>), PersistError>;
+    /// Saves the Raft state, and the snapshot too when it is `Some`.
+    fn save(&mut self, raft_state: &[u8], snapshot: Option<&[u8]>) -> Result<(), PersistError>;
+}
+
+impl Storage for labrpc::Persister {
+    fn load(&self) -> Result<(Vec<u8>, Vec<u8>), PersistError> {
+        Ok((self.read_raft_state(), self.read_snapshot()))
+    }
+
+    fn save(&mut self, raft_state: &[u8], snapshot: Option<&[u8]>) -> Result<(), PersistError> {
+        match snapshot {
+            Some(s) => labrpc::Persister::save(self, raft_state.to_vec(), s.to_vec()),
+            None => self.save_raft_state(raft_state.to_vec()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption_is_an_error() {
+        let mut log = RaftLog::from_parts(LogIndex(5), Term(2), vec![]);
+        log.append(Entry {
+            term: Term(3),
+            command: b"x".to_vec(),
+        });
+        let bytes = encode(Term(3), Some(NodeId(1)), &log);
+        let hs = decode(&bytes).expect("round trip");
+        assert_eq!(hs.term, Term(3));
+        assert_eq!(hs.voted_for, Some(NodeId(1)));
+        assert_eq!(hs.log, log);
+        assert_eq!(decode(&[]).expect("empty").term, Term(0));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(PersistError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,200 @@
+//! Log replication (section 5.3), the commitment rule (section 5.4.2, Figure 8) and the fast
+//! backtracking of nextIndex after a rejected AppendEntries.
+
+use tracing::debug;
+
+use crate::core::{Raft, Role};
+use crate::message::{AppendEntries, AppendEntriesReply, Message};
+use crate::types::{LogIndex, NodeId, Term};
+
+impl Raft {
+    /// Sends AppendEntries (or a snapshot) to every follower: the heartbeat of section 5.2 and
+    /// the replication of section 5.3 are the same message.
+    pub(crate) fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for peer in peers {
+            self.send_append(peer);
+        }
+    }
+
+    /// Sends the entries from the follower's nextIndex on, or the snapshot when those entries
+    /// were compacted away (section 7).
+    pub(crate) fn send_append(&mut self, peer: NodeId) {
+        let Some(progress) = self.progress.get(&peer).copied() else {
+            return;
+        };
+        if progress.next <= self.log.snapshot_index() {
+            self.send_snapshot(peer);
+            return;
+        }
+        let prev_log_index = progress.next.prev();
+        let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
+            // next is past our log (cannot happen: it is clamped); send from the end instead.
+            if let Some(p) = self.progress.get_mut(&peer) {
+                p.next = self.log.last_index().next();
+            }
+            return;
+        };
+        let req = AppendEntries {
+            term: self.term,
+            prev_log_index,
+            prev_log_term,
+            entries: self.log.entries_from(progress.next).to_vec(),
+            leader_commit: self.commit,
+        };
+        self.send(peer, Message::AppendEntries(req));
+    }
+
+    /// Figure 2, AppendEntries RPC receiver implementation.
+    pub(crate) fn handle_append_entries(&mut self, from: NodeId, req: AppendEntries) {
+        // 1. Reply false if term < currentTerm.
+        if req.term < self.term {
+            self.reject_append(from, None, LogIndex(0));
+            return;
+        }
+        // The sender is the leader of our term (at most one per term, section 5.2). A candidate
+        // of the same term steps back to follower; everyone restarts the election timer.
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(req.term, Some(from));
+        }
+        self.reset_election_timer();
+
+        let mut prev = req.prev_log_index;
+        let mut entries = req.entries.as_slice();
+        // Entries the snapshot already covers are committed, so they match: skip them.
+        let base = self.log.snapshot_index();
+        if prev < base {
+            let covered = (base.0 - prev.0) as usize;
+            if covered >= entries.len() {
+                let m = LogIndex(prev.0 + entries.len() as u64);
+                self.accept_append(from, m, req.leader_commit);
+                return;
+            }
+            entries = &entries[covered..];
+            prev = base;
+        } else {
+            // 2. Reply false if the log does not contain an entry at prevLogIndex whose term
+            //    matches prevLogTerm, with the hint of section 5.3 for fast backtracking.
+            match self.log.term_at(prev) {
+                None => {
+                    let len = self.log.last_index().next();
+                    self.reject_append(from, None, len);
+                    return;
+                }
+                Some(t) if t != req.prev_log_term => {
+                    let first = self.log.first_index_of_term(t, prev);
+                    self.reject_append(from, Some(t), first);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        // 3. If an existing entry conflicts with a new one (same index, different terms),
+        //    delete it and all that follow. 4. Append any new entries not already in the log.
+        //    Entries that match are left alone, so a stale, reordered AppendEntries cannot cut
+        //    off entries a newer one appended.
+        for (k, entry) in entries.iter().enumerate() {
+            let index = LogIndex(prev.0 + 1 + k as u64);
+            match self.log.term_at(index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => {
+                    debug!(node = self.config.id.0, index = index.0, "truncating a conflicting suffix");
+                    self.log.truncate_from(index);
+                }
+                None => {}
+            }
+            for e in &entries[k..] {
+                self.log.append(e.clone());
+            }
+            self.state_dirty = true;
+            break;
+        }
+        let last_new = LogIndex(prev.0 + entries.len() as u64);
+        self.accept_append(from, last_new, req.leader_commit);
+    }
+
+    fn accept_append(&mut self, leader: NodeId, last_new: LogIndex, leader_commit: LogIndex) {
+        // 5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last
+        //    new entry): entries past what this request proved to match may still be stale.
+        let target = leader_commit.min(last_new);
+        self.advance_commit(target);
+        let term = self.term;
+        self.reply(
+            leader,
+            Message::AppendEntriesReply(AppendEntriesReply {
+                term,
+                success: true,
+                match_index: last_new,
+                conflict_term: None,
+                conflict_index: LogIndex(0),
+            }),
+        );
+    }
+
+    fn reject_append(&mut self, leader: NodeId, conflict_term: Option<Term>, conflict_index: LogIndex) {
+        let term = self.term;
+        self.reply(
+            leader,
+            Message::AppendEntriesReply(AppendEntriesReply {
+                term,
+                success: false,
+                match_index: LogIndex(0),
+                conflict_term,
+                conflict_index,
+            }),
+        );
+    }
+
+    /// The leader's side: advance the follower's progress, or back nextIndex up and retry.
+    pub(crate) fn handle_append_reply(&mut self, from: NodeId, reply: AppendEntriesReply) {
+        if self.role != Role::Leader || reply.term != self.term {
+            return; // a reply to an older term's request
+        }
+        let last = self.log.last_index();
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
+        if reply.success {
+            // Replies may arrive out of order: progress only moves forward.
+            if reply.match_index > p.matched {
+                p.matched = reply.match_index.min(last);
+            }
+            p.next = p.next.max(p.matched.next());
+            self.maybe_commit();
+            return;
+        }
+        // Fast backtracking: skip the follower's whole conflicting term at once. If we have
+        // entries of that term, resend from just past our last one; otherwise from the first
+        // index the follower has for it (or its log's end).
+        let mut next = match reply.conflict_term {
+            Some(t) => match self.log.last_index_of_term(t) {
+                Some(i) => i.next(),
+                None => reply.conflict_index,
+            },
+            None => reply.conflict_index,
+        };
+        // Never below what the follower is known to have, never past our log.
+        next = next.max(p.matched.next()).min(last.next()).max(LogIndex(1));
+        if next < p.next {
+            p.next = next;
+            self.send_append(from);
+        }
+    }
+
+    /// Section 5.3/5.4.2 and Figure 2, "Rules for Servers, Leaders": if there is an N >
+    /// commitIndex such that a majority of matchIndex[i] >= N and log[N].term == currentTerm,
+    /// set commitIndex = N. Entries of older terms are committed only indirectly, by a later
+    /// entry of the current term (the Figure 8 rule).
+    pub(crate) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.matched).collect();
+        matched.push(self.log.last_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[self.quorum() - 1];
+        if n > self.commit && self.log.term_at(n) == Some(self.term) {
+            self.advance_commit(n);
+        }
+    }
+}

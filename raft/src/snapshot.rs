@@ -1,0 +1,91 @@
+//! Log compaction (section 7): the service's snapshots, and InstallSnapshot for followers that
+//! fall behind the leader's compacted log.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::core::{Apply, Raft, Role};
+use crate::message::{InstallSnapshot, InstallSnapshotReply, Message};
+use crate::types::{LogIndex, NodeId};
+
+impl Raft {
+    /// The service has a snapshot of its state through `index` (which it has applied): discard
+    /// the log up to there and keep the snapshot instead.
+    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) {
+        if index <= self.log.snapshot_index() || index > self.applied {
+            return; // stale, or about entries the service cannot have applied yet
+        }
+        let Some(term) = self.log.term_at(index) else {
+            return;
+        };
+        self.log.compact(index, term);
+        self.snapshot = Arc::new(data);
+        self.state_dirty = true;
+        self.snapshot_dirty = true;
+        info!(node = self.config.id.0, term = self.term.0, index = index.0,
+            "node {} takes a snapshot through index {}", self.config.id, index);
+    }
+
+    pub(crate) fn send_snapshot(&mut self, peer: NodeId) {
+        let req = InstallSnapshot {
+            term: self.term,
+            last_included_index: self.log.snapshot_index(),
+            last_included_term: self.log.snapshot_term(),
+            data: self.snapshot.as_ref().clone(),
+        };
+        self.send(peer, Message::InstallSnapshot(req));
+    }
+
+    /// Figure 13, InstallSnapshot RPC receiver implementation (the whole snapshot in one chunk).
+    pub(crate) fn handle_install_snapshot(&mut self, from: NodeId, req: InstallSnapshot) {
+        let term = self.term;
+        let echo = InstallSnapshotReply {
+            term,
+            last_included_index: req.last_included_index,
+        };
+        // 1. Reply immediately if term < currentTerm.
+        if req.term < self.term {
+            self.reply(from, Message::InstallSnapshotReply(echo));
+            return;
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(req.term, Some(from));
+        }
+        self.reset_election_timer();
+        // A snapshot of what we already committed would only roll the state machine back.
+        if req.last_included_index > self.commit {
+            // 6-7. Keep the log entries after the snapshot if the log has its last entry;
+            //      otherwise discard the entire log.
+            self.log.compact(req.last_included_index, req.last_included_term);
+            self.snapshot = Arc::new(req.data);
+            self.state_dirty = true;
+            self.snapshot_dirty = true;
+            // 8. Reset the state machine using the snapshot contents.
+            self.commit = req.last_included_index;
+            self.applied = req.last_included_index;
+            self.apply.push(Apply::Snapshot {
+                index: req.last_included_index,
+                term: req.last_included_term,
+                data: self.snapshot.clone(),
+            });
+            info!(node = self.config.id.0, term = self.term.0, index = req.last_included_index.0,
+                "node {} installs a snapshot through index {}", self.config.id, req.last_included_index);
+        }
+        self.reply(from, Message::InstallSnapshotReply(echo));
+    }
+
+    pub(crate) fn handle_snapshot_reply(&mut self, from: NodeId, reply: InstallSnapshotReply) {
+        if self.role != Role::Leader || reply.term != self.term {
+            return;
+        }
+        let last = self.log.last_index();
+        if let Some(p) = self.progress.get_mut(&from) {
+            if reply.last_included_index > p.matched {
+                p.matched = reply.last_included_index.min(last);
+            }
+            p.next = p.next.max(p.matched.next());
+            self.maybe_commit();
+        }
+    }
+}
