@@ -1,0 +1,648 @@
+//! The Raft lab's tester (a port of 6.5840's `raft/config.go`): it builds a cluster of Raft nodes
+//! on a labrpc network, crashes, restarts, partitions them, and checks what they apply.
+//!
+//! What it checks, as the original does: at most one leader per term and exactly one when a
+//! majority is connected, agreement on terms, every server's applied sequence agreeing index by
+//! index and arriving in order, and (for snapshot tests) the log staying small.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use labrpc::{Network, Persister, Server, Sim, TaskGroup};
+use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, Options};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep};
+
+/// The tester asks for elections to complete within five seconds; it waits this long between
+/// checks (the original's `RaftElectionTimeout`).
+pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The snapshot tests snapshot after every this many applied entries.
+pub const SNAPSHOT_INTERVAL: u64 = 10;
+/// The snapshot tests fail if any persisted Raft state grows past this.
+pub const MAX_LOG_SIZE: usize = 2000;
+/// Every test must finish within this much simulated time.
+pub const TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// A command as the tests submit them: the original uses Go ints and strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmd {
+    Int(i64),
+    Str(String),
+}
+
+impl From<i64> for Cmd {
+    fn from(v: i64) -> Self {
+        Cmd::Int(v)
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Int(v) => write!(f, "{v}"),
+            Cmd::Str(s) if s.len() > 16 => write!(f, "{:?}..({} bytes)", &s[..16], s.len()),
+            Cmd::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+fn encode_cmd(cmd: &Cmd) -> Vec<u8> {
+    postcard::to_stdvec(cmd).unwrap_or_default()
+}
+
+/// Runs one Raft test: seed and trace from the environment, the replay line on failure, and the
+/// per-test limit of 120 simulated seconds.
+pub fn raft_test<F, Fut>(body: F)
+where
+    F: FnOnce(Sim) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
+        if tokio::time::timeout(TEST_TIME_LIMIT, body(sim))
+            .await
+            .is_err()
+        {
+            panic!("test took longer than 120 simulated seconds");
+        }
+    });
+}
+
+/// Joins tasks spawned by a test, re-raising the first panic (a tester `fatal` inside a task).
+pub async fn join_all<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("tester task failed: {e}"),
+        }
+    }
+    out
+}
+
+struct Shared {
+    rafts: Vec<Option<Node>>,
+    tasks: Vec<TaskGroup>,
+    apply_err: Vec<Option<String>>,
+    connected: Vec<bool>,
+    saved: Vec<Persister>,
+    endnames: Vec<Vec<String>>,
+    logs: Vec<BTreeMap<u64, Cmd>>,
+    last_applied: Vec<u64>,
+    max_index: u64,
+    incarnation: Vec<u64>,
+}
+
+impl Shared {
+    /// The original's `checkLogs`: has any server applied something else at this index?
+    fn check_logs(&mut self, i: usize, index: u64, cmd: Cmd) -> (Option<String>, bool) {
+        let mut err = None;
+        for (j, log) in self.logs.iter().enumerate() {
+            if let Some(old) = log.get(&index)
+                && *old != cmd
+            {
+                // some server has already committed a different value for this entry!
+                err = Some(format!(
+                    "commit index={index} server={i} {cmd} != server={j} {old}"
+                ));
+            }
+        }
+        let prevok = self.logs[i].contains_key(&(index - 1));
+        self.logs[i].insert(index, cmd);
+        self.max_index = self.max_index.max(index);
+        (err, prevok)
+    }
+
+    /// The original's `ingestSnap`: restore server i's applied log from a snapshot.
+    fn ingest_snap(&mut self, i: usize, snapshot: &[u8], index: Option<u64>) -> Option<String> {
+        if snapshot.is_empty() {
+            return Some("nil snapshot".into());
+        }
+        let (last_included, xlog): (u64, Vec<Option<Cmd>>) = match postcard::from_bytes(snapshot)
+        {
+            Ok(v) => v,
+            Err(e) => return Some(format!("snapshot decode error: {e}")),
+        };
+        if let Some(index) = index
+            && index != last_included
+        {
+            return Some(format!(
+                "server {i} snapshot doesn't match m.SnapshotIndex ({index} vs {last_included})"
+            ));
+        }
+        self.logs[i] = xlog
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, c)| c.map(|c| (j as u64, c)))
+            .collect();
+        self.last_applied[i] = last_included;
+        None
+    }
+}
+
+/// The cluster under test.
+pub struct Config {
+    pub n: usize,
+    net: Network,
+    sim: Sim,
+    snapshot: bool,
+    state: Arc<Mutex<Shared>>,
+    rng: Mutex<ChaCha8Rng>,
+    t0: Mutex<(Instant, String, u64, u64, u64)>,
+}
+
+impl Config {
+    /// The original's `make_config(t, n, unreliable, snapshot)`: n servers, all started and
+    /// connected, long delays on.
+    pub fn new(sim: &Sim, n: usize, unreliable: bool, snapshot: bool) -> Config {
+        let net = Network::new(sim.rng("net", 0));
+        net.set_reliable(!unreliable);
+        net.set_long_delays(true);
+        let cfg = Config {
+            n,
+            net,
+            sim: sim.clone(),
+            snapshot,
+            state: Arc::new(Mutex::new(Shared {
+                rafts: vec![None; n],
+                tasks: (0..n).map(|_| TaskGroup::new()).collect(),
+                apply_err: vec![None; n],
+                connected: vec![false; n],
+                saved: (0..n).map(|_| Persister::new()).collect(),
+                endnames: vec![Vec::new(); n],
+                logs: vec![BTreeMap::new(); n],
+                last_applied: vec![0; n],
+                max_index: 0,
+                incarnation: vec![0; n],
+            })),
+            rng: Mutex::new(sim.rng("tester", 0)),
+            t0: Mutex::new((Instant::now(), String::new(), 0, 0, 0)),
+        };
+        for i in 0..n {
+            cfg.start1(i);
+        }
+        for i in 0..n {
+            cfg.connect(i);
+        }
+        cfg
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A random number in `0..n` from the tester's own generator.
+    pub fn rand(&self, n: u64) -> u64 {
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_range(0..n)
+    }
+
+    /// A random non-negative integer command (the original's `rand.Int()`).
+    pub fn rand_int(&self) -> i64 {
+        (self.rand(u64::MAX) >> 1) as i64
+    }
+
+    /// A random alphanumeric string of `n` characters (the original's `randstring`).
+    pub fn rand_string(&self, n: usize) -> String {
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        (0..n).map(|_| rng.sample(Alphanumeric) as char).collect()
+    }
+
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// The node at index i, if it is running.
+    pub fn raft(&self, i: usize) -> Option<Node> {
+        self.lock().rafts[i].clone()
+    }
+
+    pub fn is_connected(&self, i: usize) -> bool {
+        self.lock().connected[i]
+    }
+
+    /// The original's `crash1`: disconnect, delete the server, kill the node, and keep a copy of
+    /// what it persisted for the next incarnation.
+    pub fn crash1(&self, i: usize) {
+        self.disconnect(i);
+        self.net.delete_server(&i.to_string());
+        let mut st = self.lock();
+        // A fresh persister, in case the old instance continues to update the Persister, with a
+        // copy of the old one's content so the next instance starts from the last saved state.
+        st.saved[i] = st.saved[i].copy();
+        if let Some(rf) = st.rafts[i].take() {
+            rf.kill();
+        }
+        st.tasks[i].kill();
+    }
+
+    /// The original's `start1`: (re)start server i with fresh client ends and its saved state.
+    pub fn start1(&self, i: usize) {
+        self.crash1(i);
+        let mut st = self.lock();
+        st.incarnation[i] += 1;
+        let inc = st.incarnation[i];
+        // A fresh set of outgoing end names, so the old instance's ends cannot send.
+        st.endnames[i] = (0..self.n).map(|j| format!("{i}->{j}#{inc}")).collect();
+        let ends = (0..self.n)
+            .map(|j| {
+                let name = &st.endnames[i][j];
+                let end = self.net.make_end(name.clone());
+                self.net.connect(name, j.to_string());
+                end
+            })
+            .collect();
+        st.last_applied[i] = 0;
+        st.saved[i] = st.saved[i].copy();
+        let snapshot = st.saved[i].read_snapshot();
+        if !snapshot.is_empty()
+            && let Some(e) = st.ingest_snap(i, &snapshot, None)
+        {
+            panic!("{e}");
+        }
+        let tasks = TaskGroup::new();
+        st.tasks[i] = tasks.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peers = (0..self.n).map(|p| NodeId(p as u64)).collect();
+        let node = match Node::start(
+            raft::Config::lab(NodeId(i as u64), peers),
+            LabrpcTransport::new(ends),
+            st.saved[i].clone(),
+            tx,
+            self.sim.rng("raft", ((i as u64) << 32) | inc),
+            tasks.clone(),
+            Options::default(),
+        ) {
+            Ok(node) => node,
+            Err(e) => panic!("server {i} cannot start: {e}"),
+        };
+        st.rafts[i] = Some(node.clone());
+        drop(st);
+        tasks.spawn(applier(
+            self.state.clone(),
+            i,
+            rx,
+            node.clone(),
+            self.snapshot,
+        ));
+        let mut server = Server::new();
+        server.add_service(node.service());
+        self.net.add_server(i.to_string(), server);
+    }
+
+    /// Attaches server i to the network: its outgoing and incoming ends to connected servers.
+    pub fn connect(&self, i: usize) {
+        let mut st = self.lock();
+        st.connected[i] = true;
+        for j in 0..self.n {
+            if st.connected[j] {
+                if let Some(name) = st.endnames[i].get(j) {
+                    self.net.enable(name, true);
+                }
+                if let Some(name) = st.endnames[j].get(i) {
+                    self.net.enable(name, true);
+                }
+            }
+        }
+    }
+
+    /// Detaches server i from the network.
+    pub fn disconnect(&self, i: usize) {
+        let mut st = self.lock();
+        st.connected[i] = false;
+        for j in 0..self.n {
+            if let Some(name) = st.endnames[i].get(j) {
+                self.net.enable(name, false);
+            }
+            if let Some(name) = st.endnames[j].get(i) {
+                self.net.enable(name, false);
+            }
+        }
+    }
+
+    pub fn rpc_count(&self, i: usize) -> u64 {
+        self.net.count(&i.to_string())
+    }
+
+    pub fn rpc_total(&self) -> u64 {
+        self.net.total_count()
+    }
+
+    pub fn bytes_total(&self) -> u64 {
+        self.net.total_bytes()
+    }
+
+    pub fn set_unreliable(&self, unreliable: bool) {
+        self.net.set_reliable(!unreliable);
+    }
+
+    pub fn set_long_reordering(&self, on: bool) {
+        self.net.set_long_reordering(on);
+    }
+
+    /// The largest persisted Raft state of any server.
+    pub fn log_size(&self) -> usize {
+        let st = self.lock();
+        st.saved
+            .iter()
+            .map(|p| p.raft_state_size())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Starts a test: prints its name and remembers the counters, to report what it used.
+    pub fn begin(&self, description: &str) {
+        println!("{description} ...");
+        let max_index = self.lock().max_index;
+        *self.t0.lock().unwrap_or_else(|p| p.into_inner()) = (
+            Instant::now(),
+            description.to_owned(),
+            self.rpc_total(),
+            self.bytes_total(),
+            max_index,
+        );
+    }
+
+    /// Ends a test: checks no apply errors and prints the original's summary line (simulated
+    /// seconds, peers, RPCs, bytes, commands) with the seed.
+    pub fn end(&self) {
+        self.check_apply_errors();
+        let (t0, _, rpcs0, bytes0, idx0) = self.t0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let secs = Instant::now().duration_since(t0).as_secs_f64();
+        let ncmds = self.lock().max_index - idx0;
+        println!(
+            "  ... Passed --  {secs:5.1}s {} {:5} {:8} {:4}  (seed {})",
+            self.n,
+            self.rpc_total() - rpcs0,
+            self.bytes_total() - bytes0,
+            ncmds,
+            self.sim.seed()
+        );
+    }
+
+    fn check_apply_errors(&self) {
+        let st = self.lock();
+        for (i, e) in st.apply_err.iter().enumerate() {
+            if let Some(e) = e {
+                panic!("apply error on server {i}: {e}");
+            }
+        }
+    }
+
+    /// Checks that one of the connected servers thinks it is the leader, and no other
+    /// connected server of the same term does; retries over about five seconds.
+    pub async fn check_one_leader(&self) -> usize {
+        for _ in 0..10 {
+            let ms = 450 + self.rand(100);
+            sleep(Duration::from_millis(ms)).await;
+            let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+            {
+                let st = self.lock();
+                for i in 0..self.n {
+                    if st.connected[i]
+                        && let Some(rf) = &st.rafts[i]
+                    {
+                        let (term, leader) = rf.state();
+                        if leader {
+                            leaders.entry(term.0).or_default().push(i);
+                        }
+                    }
+                }
+            }
+            for (term, ls) in &leaders {
+                if ls.len() > 1 {
+                    panic!("term {term} has {} (>1) leaders", ls.len());
+                }
+            }
+            if let Some((_, ls)) = leaders.iter().next_back() {
+                return ls[0];
+            }
+        }
+        panic!("expected one leader, got none");
+    }
+
+    /// Checks that every connected server agrees on the term, and returns it.
+    pub fn check_terms(&self) -> u64 {
+        let st = self.lock();
+        let mut term = None;
+        for i in 0..self.n {
+            if st.connected[i]
+                && let Some(rf) = &st.rafts[i]
+            {
+                let xterm = rf.state().0.0;
+                match term {
+                    None => term = Some(xterm),
+                    Some(t) if t != xterm => panic!("servers disagree on term"),
+                    Some(_) => {}
+                }
+            }
+        }
+        term.unwrap_or(0)
+    }
+
+    /// Checks that none of the connected servers thinks it is the leader.
+    pub fn check_no_leader(&self) {
+        let st = self.lock();
+        for i in 0..self.n {
+            if st.connected[i]
+                && let Some(rf) = &st.rafts[i]
+                && rf.state().1
+            {
+                panic!("expected no leader among connected servers, but {i} claims to be leader");
+            }
+        }
+    }
+
+    /// How many servers think the entry at `index` is committed, and its command.
+    pub fn n_committed(&self, index: u64) -> (usize, Option<Cmd>) {
+        let st = self.lock();
+        let mut count = 0;
+        let mut cmd: Option<Cmd> = None;
+        for i in 0..self.n {
+            if let Some(e) = &st.apply_err[i] {
+                panic!("{e}");
+            }
+            if let Some(cmd1) = st.logs[i].get(&index) {
+                if let Some(c) = &cmd
+                    && c != cmd1
+                {
+                    panic!("committed values do not match: index {index}, {c}, {cmd1}");
+                }
+                count += 1;
+                cmd = Some(cmd1.clone());
+            }
+        }
+        (count, cmd)
+    }
+
+    /// Waits for at least `n` servers to commit `index`, but gives up after a while if the term
+    /// moved past `start_term` (returns `None`, the original's -1).
+    pub async fn wait(&self, index: u64, n: usize, start_term: Option<u64>) -> Option<Cmd> {
+        let mut to = Duration::from_millis(10);
+        for _ in 0..30 {
+            let (nd, _) = self.n_committed(index);
+            if nd >= n {
+                break;
+            }
+            sleep(to).await;
+            if to < Duration::from_secs(1) {
+                to *= 2;
+            }
+            if let Some(start_term) = start_term {
+                let st = self.lock();
+                for rf in st.rafts.iter().flatten() {
+                    if rf.state().0.0 > start_term {
+                        // someone has moved on; can no longer guarantee that we'll "win"
+                        return None;
+                    }
+                }
+            }
+        }
+        let (nd, cmd) = self.n_committed(index);
+        if nd < n {
+            panic!("only {nd} decided for index {index}; wanted {n}");
+        }
+        cmd
+    }
+
+    /// The original's `one`: submit `cmd` to whichever server is leader and wait until at least
+    /// `expected` servers committed it at the returned index. With `retry`, resubmit after a
+    /// failed attempt (a leader may have failed after accepting it); the whole thing must
+    /// succeed within 10 seconds.
+    pub async fn one(&self, cmd: impl Into<Cmd>, expected: usize, retry: bool) -> u64 {
+        let cmd = cmd.into();
+        let bytes = encode_cmd(&cmd);
+        let t0 = Instant::now();
+        let mut starts = 0;
+        while t0.elapsed() < Duration::from_secs(10) {
+            // try all the servers, maybe one is the leader.
+            let mut index = None;
+            for _ in 0..self.n {
+                starts = (starts + 1) % self.n;
+                let rf = {
+                    let st = self.lock();
+                    if st.connected[starts] {
+                        st.rafts[starts].clone()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(rf) = rf
+                    && let Ok((i, _)) = rf.start_command(bytes.clone()).await
+                {
+                    index = Some(i.0);
+                    break;
+                }
+            }
+            if let Some(index) = index {
+                // somebody claimed to be the leader and to have submitted our command; wait a
+                // while for agreement.
+                let t1 = Instant::now();
+                while t1.elapsed() < Duration::from_secs(2) {
+                    let (nd, cmd1) = self.n_committed(index);
+                    if nd > 0 && nd >= expected && cmd1.as_ref() == Some(&cmd) {
+                        // committed, and it was the command we submitted.
+                        return index;
+                    }
+                    sleep(Duration::from_millis(20)).await;
+                }
+                if !retry {
+                    panic!("one({cmd}) failed to reach agreement");
+                }
+            } else {
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("one({cmd}) failed to reach agreement");
+    }
+
+    /// `Start` on server i, the way tests call it directly: `None` if it is dead or not leader.
+    pub async fn start(&self, i: usize, cmd: impl Into<Cmd>) -> Option<(u64, u64)> {
+        let rf = self.raft(i)?;
+        rf.start_command(encode_cmd(&cmd.into()))
+            .await
+            .ok()
+            .map(|(i, t)| (i.0, t.0))
+    }
+
+    /// `GetState` on server i.
+    pub fn state(&self, i: usize) -> Option<(u64, bool)> {
+        self.raft(i).map(|rf| {
+            let (t, l) = rf.state();
+            (t.0, l)
+        })
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        let st = self.lock();
+        for t in &st.tasks {
+            t.kill();
+        }
+    }
+}
+
+/// Reads server i's apply channel and checks each entry against every other server's log
+/// (the original's `applier` and, for snapshot tests, `applierSnap`).
+async fn applier(
+    state: Arc<Mutex<Shared>>,
+    i: usize,
+    mut rx: mpsc::UnboundedReceiver<Apply>,
+    node: Node,
+    snapshot: bool,
+) {
+    while let Some(m) = rx.recv().await {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut err = None;
+        match m {
+            Apply::Snapshot { index, data, .. } => {
+                if snapshot {
+                    err = st.ingest_snap(i, &data, Some(index.0));
+                }
+            }
+            Apply::Command { index, command, .. } => {
+                let index = index.0;
+                let cmd: Cmd = match postcard::from_bytes(&command) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        st.apply_err[i] = Some(format!("server {i} applied garbage: {e}"));
+                        continue;
+                    }
+                };
+                if snapshot && index != st.last_applied[i] + 1 {
+                    err = Some(format!(
+                        "server {i} apply out of order, expected index {}, got {index}",
+                        st.last_applied[i] + 1
+                    ));
+                }
+                if err.is_none() {
+                    let (e, prevok) = st.check_logs(i, index, cmd);
+                    err = e;
+                    if index > 1 && !prevok {
+                        err = Some(format!("server {i} apply out of order {index}"));
+                    }
+                }
+                st.last_applied[i] = index;
+                if snapshot && (index + 1) % SNAPSHOT_INTERVAL == 0 {
+                    let xlog: Vec<Option<Cmd>> =
+                        (0..=index).map(|j| st.logs[i].get(&j).cloned()).collect();
+                    let data = postcard::to_stdvec(&(index, xlog)).unwrap_or_default();
+                    node.snapshot(LogIndex(index), data);
+                }
+            }
+        }
+        if let Some(e) = err {
+            eprintln!("apply error: {e}");
+            st.apply_err[i] = Some(e);
+        }
+    }
+}
