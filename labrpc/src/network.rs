@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::sim::{self, trace_event};
 
@@ -45,6 +45,14 @@ pub enum RpcError {
     #[error("timed out")]
     Timeout,
 }
+
+/// The latency of a delivered call by default, in microseconds: 100 us to 1 ms.
+///
+/// The original network has no explicit latency, but there every call takes real time to run.
+/// In virtual time nothing takes time unless it sleeps, so without a latency a tester loop that
+/// polls for a commit right after `Start` would see it committed at the same instant and could
+/// spin forever without the clock moving.
+pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (100, 1000);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<Result<Vec<u8>, RpcError>> + Send + Sync>;
@@ -143,6 +151,8 @@ struct EndInfo {
 }
 
 struct State {
+    /// Every delivered call first takes a latency in `latency.0..latency.1` microseconds.
+    latency: (u64, u64),
     reliable: bool,
     long_delays: bool,
     long_reordering: bool,
@@ -155,8 +165,10 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
-    /// Bumped on every change that can kill an in-flight call (disable, delete, replace).
-    changed: watch::Sender<u64>,
+    /// Notified on every change that can kill an in-flight call (disable, delete, replace).
+    /// Not a `watch` channel: `watch` spreads its waiters over shards picked by tokio's
+    /// OS-seeded generator, so their wake order (and so the run) would differ between runs.
+    changed: Notify,
     total_rpcs: AtomicU64,
     total_bytes: AtomicU64,
 }
@@ -169,6 +181,7 @@ pub struct Network {
 
 /// What a call needs to know about its end at the moment it enters the network.
 struct Route {
+    latency: (u64, u64),
     enabled: bool,
     server: Option<(String, u64, Arc<Server>)>,
     reliable: bool,
@@ -180,10 +193,10 @@ impl Network {
     /// A reliable network whose random choices come from `rng` (derive it with
     /// `sim.rng("net", 0)`).
     pub fn new(rng: ChaCha8Rng) -> Self {
-        let (changed, _) = watch::channel(0);
         Network {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
+                    latency: DEFAULT_LATENCY_MICROS,
                     reliable: true,
                     long_delays: false,
                     long_reordering: false,
@@ -192,7 +205,7 @@ impl Network {
                     next_generation: 0,
                     rng,
                 }),
-                changed,
+                changed: Notify::new(),
                 total_rpcs: AtomicU64::new(0),
                 total_bytes: AtomicU64::new(0),
             }),
@@ -205,7 +218,20 @@ impl Network {
     }
 
     fn bump(&self) {
-        self.inner.changed.send_modify(|v| *v += 1);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Sets the latency every delivered call takes before its handler runs: uniform in
+    /// `[min, max)` (`min == max` for a fixed latency, zero for none).
+    pub fn set_latency(&self, min: Duration, max: Duration) {
+        let lo = u64::try_from(min.as_micros()).unwrap_or(u64::MAX);
+        let hi = u64::try_from(max.as_micros()).unwrap_or(u64::MAX).max(lo);
+        self.lock().latency = (lo, hi);
+        trace_event(
+            None,
+            "net.latency",
+            || json!({ "min_us": lo, "max_us": hi }),
+        );
     }
 
     /// Unreliable mode: each call waits 0-26 ms, then the request is dropped with p=1/10, and the
@@ -288,7 +314,10 @@ impl Network {
 
     /// RPCs that reached the named server (0 if it does not exist).
     pub fn count(&self, server: &str) -> u64 {
-        self.lock().servers.get(server).map_or(0, |(_, s)| s.count())
+        self.lock()
+            .servers
+            .get(server)
+            .map_or(0, |(_, s)| s.count())
     }
 
     /// Every call that entered the network.
@@ -310,6 +339,7 @@ impl Network {
                 .map(|(g, s)| (name.clone(), *g, s.clone()))
         });
         Route {
+            latency: st.latency,
             enabled: info.enabled,
             server,
             reliable: st.reliable,
@@ -326,20 +356,21 @@ impl Network {
     fn is_server_dead(&self, end: &str, server: &str, generation: u64) -> bool {
         let st = self.lock();
         let enabled = st.ends.get(end).is_some_and(|e| e.enabled);
-        let same = st.servers.get(server).is_some_and(|(g, _)| *g == generation);
+        let same = st
+            .servers
+            .get(server)
+            .is_some_and(|(g, _)| *g == generation);
         !enabled || !same
     }
 
     async fn wait_server_dead(&self, end: &str, server: &str, generation: u64) {
-        let mut rx = self.inner.changed.subscribe();
         loop {
+            // Created before the check, so it sees every change made after the check.
+            let changed = self.inner.changed.notified();
             if self.is_server_dead(end, server, generation) {
                 return;
             }
-            if rx.changed().await.is_err() {
-                // The network is gone; nothing will ever change again.
-                std::future::pending::<()>().await;
-            }
+            changed.await;
         }
     }
 
@@ -358,17 +389,30 @@ impl Network {
                 } else {
                     self.rand_below(100)
                 };
-                trace_event(None, "rpc.no_route", || {
-                    json!({ "end": end, "method": method, "fail_after_ms": ms })
-                });
+                trace_event(
+                    None,
+                    "rpc.no_route",
+                    || json!({ "end": end, "method": method, "fail_after_ms": ms }),
+                );
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 return Err(RpcError::Disconnected);
             }
         };
         let (name, generation, server) = server;
-        trace_event(Some(&name), "rpc.send", || {
-            json!({ "end": end, "method": method, "bytes": req.len() })
-        });
+        trace_event(
+            Some(&name),
+            "rpc.send",
+            || json!({ "end": end, "method": method, "bytes": req.len() }),
+        );
+        let (lo, hi) = route.latency;
+        let us = if hi > lo {
+            lo + self.rand_below(hi - lo)
+        } else {
+            lo
+        };
+        if us > 0 {
+            tokio::time::sleep(Duration::from_micros(us)).await;
+        }
         if !route.reliable {
             // Short delay, then maybe drop the request.
             let ms = self.rand_below(27);
@@ -386,11 +430,20 @@ impl Network {
                 return Err(e);
             }
         };
-        // Run the handler, but give up as soon as the server is killed: the original polls every
-        // 100 ms; here the network wakes the call on each change instead.
+        // Run the handler in a task of its own, as the original runs it in a goroutine of its own:
+        // it runs to its end even when the caller stops waiting (server killed, caller's deadline,
+        // caller's node killed). Give up waiting as soon as the server is killed: the original
+        // polls every 100 ms; here the network wakes the call on each change instead.
+        let mut handler_task = tokio::spawn(handler(req));
         let reply = tokio::select! {
             biased;
-            reply = handler(req) => reply,
+            joined = &mut handler_task => match joined {
+                Ok(reply) => reply,
+                // The handler panicked: panic in the caller, as it would have inline.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => return Err(RpcError::ServerKilled),
+            },
             () = self.wait_server_dead(end, &name, generation) => {
                 trace_event(Some(&name), "rpc.server_killed", || json!({ "end": end }));
                 return Err(RpcError::ServerKilled);
@@ -409,9 +462,11 @@ impl Network {
             // Delay the reply a long time, so replies arrive out of order.
             let upper = self.rand_below(2000) + 1;
             let ms = 200 + self.rand_below(upper);
-            trace_event(Some(&name), "rpc.delay_reply", || {
-                json!({ "end": end, "ms": ms })
-            });
+            trace_event(
+                Some(&name),
+                "rpc.delay_reply",
+                || json!({ "end": end, "ms": ms }),
+            );
             self.inner
                 .total_bytes
                 .fetch_add(reply.len() as u64, Ordering::Relaxed);
@@ -421,9 +476,11 @@ impl Network {
         self.inner
             .total_bytes
             .fetch_add(reply.len() as u64, Ordering::Relaxed);
-        trace_event(Some(&name), "rpc.reply", || {
-            json!({ "end": end, "bytes": reply.len() })
-        });
+        trace_event(
+            Some(&name),
+            "rpc.reply",
+            || json!({ "end": end, "bytes": reply.len() }),
+        );
         Ok(reply)
     }
 }

@@ -58,6 +58,10 @@ pub struct Progress {
     pub next: LogIndex,
     /// Highest index known to be replicated on the follower.
     pub matched: LogIndex,
+    /// Entries (or a snapshot) were sent and not answered yet. New proposals then wait for the
+    /// reply or the next heartbeat instead of resending the same entries again and again to a
+    /// follower that may be unreachable.
+    pub inflight: bool,
 }
 
 /// Something the service must apply, in order.
@@ -314,7 +318,7 @@ impl Raft {
             self.heartbeat_elapsed += 1;
             if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
                 self.heartbeat_elapsed = 0;
-                self.broadcast_append();
+                self.broadcast_append(true);
             }
         } else {
             self.election_elapsed += 1;
@@ -370,7 +374,7 @@ impl Raft {
         if self.broadcast_pending {
             self.broadcast_pending = false;
             if self.role == Role::Leader {
-                self.broadcast_append();
+                self.broadcast_append(false);
             }
         }
         self.collect_applies();

@@ -108,6 +108,7 @@ impl Raft {
                     Progress {
                         next,
                         matched: Default::default(),
+                        inflight: false,
                     },
                 )
             })
@@ -116,6 +117,6 @@ impl Raft {
             votes = self.count_votes(), peers = self.config.peers.len(),
             "node {} is leader of term {} ({} of {} votes)",
             self.config.id, self.term, self.count_votes(), self.config.peers.len());
-        self.broadcast_append();
+        self.broadcast_append(true);
     }
 }

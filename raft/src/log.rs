@@ -22,6 +22,19 @@ pub struct RaftLog {
     snapshot_term: Term,
     /// `entries[k]` has index `snapshot_index + 1 + k`.
     entries: Vec<Entry>,
+    /// The entries already encoded for stable storage, and where each one starts in it.
+    /// Raft persists its whole log on every change (the labs' `Persister` saves one blob);
+    /// re-encoding every entry each time would make a long log quadratic to persist.
+    encoded: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+fn encode_entry(entry: &Entry, out: Vec<u8>) -> Vec<u8> {
+    // Encoding integers and bytes into a Vec cannot fail; keep `out` intact if it ever did.
+    match postcard::to_extend(entry, out) {
+        Ok(out) => out,
+        Err(_) => unreachable!("encoding a log entry into memory cannot fail"),
+    }
 }
 
 impl RaftLog {
@@ -30,11 +43,22 @@ impl RaftLog {
     }
 
     pub fn from_parts(snapshot_index: LogIndex, snapshot_term: Term, entries: Vec<Entry>) -> Self {
-        RaftLog {
+        let mut log = RaftLog {
             snapshot_index,
             snapshot_term,
-            entries,
+            entries: Vec::with_capacity(entries.len()),
+            encoded: Vec::new(),
+            starts: Vec::new(),
+        };
+        for e in entries {
+            log.append(e);
         }
+        log
+    }
+
+    /// The stored entries in their persisted encoding (concatenated, without a length prefix).
+    pub fn encoded_entries(&self) -> &[u8] {
+        &self.encoded
     }
 
     pub fn snapshot_index(&self) -> LogIndex {
@@ -91,6 +115,8 @@ impl RaftLog {
     }
 
     pub fn append(&mut self, entry: Entry) -> LogIndex {
+        self.starts.push(self.encoded.len());
+        self.encoded = encode_entry(&entry, std::mem::take(&mut self.encoded));
         self.entries.push(entry);
         self.last_index()
     }
@@ -100,6 +126,8 @@ impl RaftLog {
         assert!(from > self.snapshot_index, "cannot truncate compacted entries");
         if let Some(k) = self.offset(from) {
             self.entries.truncate(k);
+            self.encoded.truncate(self.starts[k]);
+            self.starts.truncate(k);
         }
     }
 
@@ -140,8 +168,16 @@ impl RaftLog {
         if self.term_at(index) == Some(term) {
             let k = (index.0 - self.snapshot_index.0) as usize;
             self.entries.drain(..k);
+            let cut = self.starts.get(k).copied().unwrap_or(self.encoded.len());
+            self.encoded.drain(..cut);
+            self.starts.drain(..k);
+            for s in &mut self.starts {
+                *s -= cut;
+            }
         } else {
             self.entries.clear();
+            self.encoded.clear();
+            self.starts.clear();
         }
         self.snapshot_index = index;
         self.snapshot_term = term;

@@ -4,14 +4,21 @@
 use tracing::debug;
 
 use crate::core::{Raft, Role};
+use crate::log::Entry;
 use crate::message::{AppendEntries, AppendEntriesReply, Message};
 use crate::types::{LogIndex, NodeId, Term};
 
 impl Raft {
     /// Sends AppendEntries (or a snapshot) to every follower: the heartbeat of section 5.2 and
-    /// the replication of section 5.3 are the same message.
-    pub(crate) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+    /// the replication of section 5.3 are the same message. Heartbeats (`force`) go to everyone;
+    /// new entries skip followers that have not answered the entries sent to them last.
+    pub(crate) fn broadcast_append(&mut self, force: bool) {
+        let peers: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(_, p)| force || !p.inflight)
+            .map(|(id, _)| *id)
+            .collect();
         for peer in peers {
             self.send_append(peer);
         }
@@ -35,11 +42,17 @@ impl Raft {
             }
             return;
         };
+        let entries = batch(self.log.entries_from(progress.next)).to_vec();
+        if !entries.is_empty()
+            && let Some(p) = self.progress.get_mut(&peer)
+        {
+            p.inflight = true;
+        }
         let req = AppendEntries {
             term: self.term,
             prev_log_index,
             prev_log_term,
-            entries: self.log.entries_from(progress.next).to_vec(),
+            entries,
             leader_commit: self.commit,
         };
         self.send(peer, Message::AppendEntries(req));
@@ -154,13 +167,19 @@ impl Raft {
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
+        p.inflight = false;
         if reply.success {
             // Replies may arrive out of order: progress only moves forward.
             if reply.match_index > p.matched {
                 p.matched = reply.match_index.min(last);
             }
             p.next = p.next.max(p.matched.next());
+            let behind = p.next <= last;
             self.maybe_commit();
+            if behind {
+                // Keep a lagging follower streaming rather than waiting for the heartbeat.
+                self.send_append(from);
+            }
             return;
         }
         // Fast backtracking: skip the follower's whole conflicting term at once. If we have
@@ -181,6 +200,7 @@ impl Raft {
         }
     }
 
+
     /// Section 5.3/5.4.2 and Figure 2, "Rules for Servers, Leaders": if there is an N >
     /// commitIndex such that a majority of matchIndex[i] >= N and log[N].term == currentTerm,
     /// set commitIndex = N. Entries of older terms are committed only indirectly, by a later
@@ -197,4 +217,19 @@ impl Raft {
             self.advance_commit(n);
         }
     }
+}
+
+/// At most this many bytes of commands go in one AppendEntries (but always at least one entry),
+/// so that catching up a far-behind follower is a stream of bounded messages.
+pub const MAX_APPEND_BYTES: usize = 64 * 1024;
+
+fn batch(entries: &[Entry]) -> &[Entry] {
+    let mut bytes = 0;
+    for (k, e) in entries.iter().enumerate() {
+        bytes += e.command.len() + 8;
+        if bytes > MAX_APPEND_BYTES && k > 0 {
+            return &entries[..k];
+        }
+    }
+    entries
 }

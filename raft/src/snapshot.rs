@@ -28,6 +28,9 @@ impl Raft {
     }
 
     pub(crate) fn send_snapshot(&mut self, peer: NodeId) {
+        if let Some(p) = self.progress.get_mut(&peer) {
+            p.inflight = true;
+        }
         let req = InstallSnapshot {
             term: self.term,
             last_included_index: self.log.snapshot_index(),
@@ -81,11 +84,16 @@ impl Raft {
         }
         let last = self.log.last_index();
         if let Some(p) = self.progress.get_mut(&from) {
+            p.inflight = false;
             if reply.last_included_index > p.matched {
                 p.matched = reply.last_included_index.min(last);
             }
             p.next = p.next.max(p.matched.next());
+            let behind = p.next <= last;
             self.maybe_commit();
+            if behind {
+                self.send_append(from);
+            }
         }
     }
 }
