@@ -76,7 +76,11 @@ mod tests {
         assert_eq!(p.snapshot_size(), 10);
         let q = p.copy();
         p.save(vec![4], vec![]);
-        assert_eq!(q.read_raft_state(), vec![1, 2, 3], "copy must not see later saves");
+        assert_eq!(
+            q.read_raft_state(),
+            vec![1, 2, 3],
+            "copy must not see later saves"
+        );
         assert_eq!(q.read_snapshot(), vec![9; 10]);
         assert_eq!(p.read_snapshot(), Vec::<u8>::new());
         p.save_raft_state(vec![5, 6]);

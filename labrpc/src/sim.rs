@@ -74,7 +74,9 @@ pub fn trace_path_from_env() -> Option<PathBuf> {
 
 /// FNV-1a, a fixed hash: stable across processes and versions (unlike std's `RandomState`).
 pub(crate) fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -190,7 +192,10 @@ pub fn trace_event(node: Option<&str>, kind: &str, fields: impl FnOnce() -> Valu
         }
         let t = Instant::now().duration_since(ctx.start).as_micros();
         let mut obj = Map::new();
-        obj.insert("t_us".into(), Value::from(u64::try_from(t).unwrap_or(u64::MAX)));
+        obj.insert(
+            "t_us".into(),
+            Value::from(u64::try_from(t).unwrap_or(u64::MAX)),
+        );
         obj.insert("node".into(), node.map_or(Value::Null, Value::from));
         obj.insert("kind".into(), Value::from(kind));
         if let Value::Object(extra) = fields() {
@@ -322,7 +327,10 @@ where
     let seed = config.seed();
     let result = catch_unwind(AssertUnwindSafe(|| run(config, scenario)));
     if let Err(panic) = result {
-        eprintln!("seed {seed} failed; replay with:\n  {}", replay_command(package, seed));
+        eprintln!(
+            "seed {seed} failed; replay with:\n  {}",
+            replay_command(package, seed)
+        );
         resume_unwind(panic);
     }
 }

@@ -128,10 +128,7 @@ impl Ready {
     }
 
     /// Saves the state with `save` (skipped when nothing changed), then releases the messages.
-    pub fn persist<E>(
-        self,
-        save: impl FnOnce(&Persist) -> Result<(), E>,
-    ) -> Result<Persisted, E> {
+    pub fn persist<E>(self, save: impl FnOnce(&Persist) -> Result<(), E>) -> Result<Persisted, E> {
         if let Some(p) = &self.persist {
             save(p)?;
         }
@@ -414,8 +411,15 @@ impl Raft {
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         if term > self.term {
             if self.role != Role::Follower {
-                info!(node = self.config.id.0, term = term.0, old_term = self.term.0,
-                    "node {} steps down: saw term {} > {}", self.config.id, term, self.term);
+                info!(
+                    node = self.config.id.0,
+                    term = term.0,
+                    old_term = self.term.0,
+                    "node {} steps down: saw term {} > {}",
+                    self.config.id,
+                    term,
+                    self.term
+                );
             }
             self.term = term;
             self.voted_for = None;
@@ -430,8 +434,14 @@ impl Raft {
     pub(crate) fn advance_commit(&mut self, index: LogIndex) {
         if index > self.commit {
             self.commit = index;
-            info!(node = self.config.id.0, term = self.term.0, index = index.0,
-                "node {} commits up to index {}", self.config.id, index);
+            info!(
+                node = self.config.id.0,
+                term = self.term.0,
+                index = index.0,
+                "node {} commits up to index {}",
+                self.config.id,
+                index
+            );
         }
     }
 }

@@ -65,7 +65,10 @@ impl Transport for LabrpcTransport {
 enum Input {
     /// A message; requests arriving over RPC carry where to send their reply.
     Step(Envelope, Option<oneshot::Sender<Envelope>>),
-    Propose(Vec<u8>, oneshot::Sender<Result<(LogIndex, Term), NotLeader>>),
+    Propose(
+        Vec<u8>,
+        oneshot::Sender<Result<(LogIndex, Term), NotLeader>>,
+    ),
     Compact(LogIndex, Vec<u8>),
 }
 
@@ -152,7 +155,10 @@ impl Node {
 
     /// The node's state as of its last step.
     pub fn status(&self) -> Status {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The service has snapshotted its state through `index`: Raft may discard that prefix.
@@ -216,7 +222,11 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                 self.handle(input);
             }
             if let Err(e) = self.flush() {
-                error!(node = self.core.id().0, "node {} stops: {e}", self.core.id());
+                error!(
+                    node = self.core.id().0,
+                    "node {} stops: {e}",
+                    self.core.id()
+                );
                 self.tasks.kill();
                 return;
             }
@@ -246,9 +256,8 @@ impl<T: Transport, S: Storage> Driver<T, S> {
     fn flush(&mut self) -> Result<(), PersistError> {
         let ready = self.core.ready();
         let storage = &mut self.storage;
-        let out = ready.persist(|p| {
-            storage.save(&p.raft_state, p.snapshot.as_ref().map(|s| s.as_slice()))
-        })?;
+        let out = ready
+            .persist(|p| storage.save(&p.raft_state, p.snapshot.as_ref().map(|s| s.as_slice())))?;
         for reply in out.replies {
             if let Some(tx) = self.waiting.pop_front() {
                 let _ = tx.send(reply);

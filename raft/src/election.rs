@@ -19,8 +19,13 @@ impl Raft {
         self.votes.clear();
         self.votes.insert(self.config.id, true);
         self.reset_election_timer();
-        info!(node = self.config.id.0, term = self.term.0,
-            "node {} starts an election for term {}", self.config.id, self.term);
+        info!(
+            node = self.config.id.0,
+            term = self.term.0,
+            "node {} starts an election for term {}",
+            self.config.id,
+            self.term
+        );
         if self.count_votes() >= self.quorum() {
             self.become_leader();
             return;
@@ -62,8 +67,15 @@ impl Raft {
                 // Granting a vote resets the election timer, so a node does not compete with
                 // the candidate it just voted for.
                 self.reset_election_timer();
-                info!(node = self.config.id.0, term = self.term.0, candidate = from.0,
-                    "node {} grants its vote to {} for term {}", self.config.id, from, self.term);
+                info!(
+                    node = self.config.id.0,
+                    term = self.term.0,
+                    candidate = from.0,
+                    "node {} grants its vote to {} for term {}",
+                    self.config.id,
+                    from,
+                    self.term
+                );
             }
         }
         let term = self.term;
@@ -113,10 +125,17 @@ impl Raft {
                 )
             })
             .collect();
-        info!(node = self.config.id.0, term = self.term.0,
-            votes = self.count_votes(), peers = self.config.peers.len(),
+        info!(
+            node = self.config.id.0,
+            term = self.term.0,
+            votes = self.count_votes(),
+            peers = self.config.peers.len(),
             "node {} is leader of term {} ({} of {} votes)",
-            self.config.id, self.term, self.count_votes(), self.config.peers.len());
+            self.config.id,
+            self.term,
+            self.count_votes(),
+            self.config.peers.len()
+        );
         self.broadcast_append(true);
     }
 }

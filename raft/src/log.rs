@@ -123,7 +123,10 @@ impl RaftLog {
 
     /// Deletes the entry at `from` and all that follow it (Figure 2, AppendEntries step 3).
     pub fn truncate_from(&mut self, from: LogIndex) {
-        assert!(from > self.snapshot_index, "cannot truncate compacted entries");
+        assert!(
+            from > self.snapshot_index,
+            "cannot truncate compacted entries"
+        );
         if let Some(k) = self.offset(from) {
             self.entries.truncate(k);
             self.encoded.truncate(self.starts[k]);

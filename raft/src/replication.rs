@@ -111,7 +111,11 @@ impl Raft {
             match self.log.term_at(index) {
                 Some(t) if t == entry.term => continue,
                 Some(_) => {
-                    debug!(node = self.config.id.0, index = index.0, "truncating a conflicting suffix");
+                    debug!(
+                        node = self.config.id.0,
+                        index = index.0,
+                        "truncating a conflicting suffix"
+                    );
                     self.log.truncate_from(index);
                 }
                 None => {}
@@ -144,7 +148,12 @@ impl Raft {
         );
     }
 
-    fn reject_append(&mut self, leader: NodeId, conflict_term: Option<Term>, conflict_index: LogIndex) {
+    fn reject_append(
+        &mut self,
+        leader: NodeId,
+        conflict_term: Option<Term>,
+        conflict_index: LogIndex,
+    ) {
         let term = self.term;
         self.reply(
             leader,
@@ -199,7 +208,6 @@ impl Raft {
             self.send_append(from);
         }
     }
-
 
     /// Section 5.3/5.4.2 and Figure 2, "Rules for Servers, Leaders": if there is an N >
     /// commitIndex such that a majority of matchIndex[i] >= N and log[N].term == currentTerm,

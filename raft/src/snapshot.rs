@@ -23,8 +23,14 @@ impl Raft {
         self.snapshot = Arc::new(data);
         self.state_dirty = true;
         self.snapshot_dirty = true;
-        info!(node = self.config.id.0, term = self.term.0, index = index.0,
-            "node {} takes a snapshot through index {}", self.config.id, index);
+        info!(
+            node = self.config.id.0,
+            term = self.term.0,
+            index = index.0,
+            "node {} takes a snapshot through index {}",
+            self.config.id,
+            index
+        );
     }
 
     pub(crate) fn send_snapshot(&mut self, peer: NodeId) {
@@ -60,7 +66,8 @@ impl Raft {
         if req.last_included_index > self.commit {
             // 6-7. Keep the log entries after the snapshot if the log has its last entry;
             //      otherwise discard the entire log.
-            self.log.compact(req.last_included_index, req.last_included_term);
+            self.log
+                .compact(req.last_included_index, req.last_included_term);
             self.snapshot = Arc::new(req.data);
             self.state_dirty = true;
             self.snapshot_dirty = true;
@@ -72,8 +79,14 @@ impl Raft {
                 term: req.last_included_term,
                 data: self.snapshot.clone(),
             });
-            info!(node = self.config.id.0, term = self.term.0, index = req.last_included_index.0,
-                "node {} installs a snapshot through index {}", self.config.id, req.last_included_index);
+            info!(
+                node = self.config.id.0,
+                term = self.term.0,
+                index = req.last_included_index.0,
+                "node {} installs a snapshot through index {}",
+                self.config.id,
+                req.last_included_index
+            );
         }
         self.reply(from, Message::InstallSnapshotReply(echo));
     }

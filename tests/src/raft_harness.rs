@@ -124,8 +124,7 @@ impl Shared {
         if snapshot.is_empty() {
             return Some("nil snapshot".into());
         }
-        let (last_included, xlog): (u64, Vec<Option<Cmd>>) = match postcard::from_bytes(snapshot)
-        {
+        let (last_included, xlog): (u64, Vec<Option<Cmd>>) = match postcard::from_bytes(snapshot) {
             Ok(v) => v,
             Err(e) => return Some(format!("snapshot decode error: {e}")),
         };
@@ -375,7 +374,8 @@ impl Config {
     /// seconds, peers, RPCs, bytes, commands) with the seed.
     pub fn end(&self) {
         self.check_apply_errors();
-        let (t0, _, rpcs0, bytes0, idx0) = self.t0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (t0, _, rpcs0, bytes0, idx0) =
+            self.t0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let secs = Instant::now().duration_since(t0).as_secs_f64();
         let ncmds = self.lock().max_index - idx0;
         println!(

@@ -37,7 +37,10 @@ fn same_seed_same_trace_through_raft() {
     for k in 0..5 {
         let seed = base.wrapping_add(k);
         let d = sim::assert_deterministic(seed, raft_workload);
-        assert!(d.events > 300, "a Raft run should trace many events, got {d}");
+        assert!(
+            d.events > 300,
+            "a Raft run should trace many events, got {d}"
+        );
         digests.push(d);
     }
     digests.sort_by_key(|d| d.hash);
@@ -51,7 +54,10 @@ fn trace_file_is_identical_for_the_same_seed() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let run = |seed: u64, name: &str| -> Vec<u8> {
         let path = dir.join(name);
-        sim::run(sim::Config::new(seed).trace_file(Some(path.clone())), raft_workload);
+        sim::run(
+            sim::Config::new(seed).trace_file(Some(path.clone())),
+            raft_workload,
+        );
         std::fs::read(&path).expect("trace written")
     };
     let a = run(7, "a.jsonl");
@@ -128,5 +134,8 @@ fn every_select_is_biased() {
             rest = &rest[k + needle.len()..];
         }
     }
-    assert!(bad.is_empty(), "unbiased selects (add `biased;`) at {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "unbiased selects (add `biased;`) at {bad:?}"
+    );
 }
