@@ -46,13 +46,14 @@ pub enum RpcError {
     Timeout,
 }
 
-/// The latency of a delivered call by default, in microseconds: 100 us to 1 ms.
+/// The latency of a delivered call by default, in microseconds: 1 ms.
 ///
 /// The original network has no explicit latency, but there every call takes real time to run.
 /// In virtual time nothing takes time unless it sleeps, so without a latency a tester loop that
 /// polls for a commit right after `Start` would see it committed at the same instant and could
-/// spin forever without the clock moving.
-pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (100, 1000);
+/// spin forever without the clock moving. It is fixed, not random, because tokio's timers have
+/// millisecond resolution: a random sub-millisecond latency would only consume random draws.
+pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (1000, 1000);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<Result<Vec<u8>, RpcError>> + Send + Sync>;
