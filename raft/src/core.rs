@@ -58,10 +58,10 @@ pub struct Progress {
     pub next: LogIndex,
     /// Highest index known to be replicated on the follower.
     pub matched: LogIndex,
-    /// Entries (or a snapshot) were sent and not answered yet. New proposals then wait for the
-    /// reply or the next heartbeat instead of resending the same entries again and again to a
-    /// follower that may be unreachable.
-    pub inflight: bool,
+    /// Entries (or a snapshot) through this index were sent and not acknowledged yet. New
+    /// proposals then wait for the reply or the next heartbeat instead of resending the same
+    /// entries again and again to a follower that may be unreachable.
+    pub inflight: Option<LogIndex>,
 }
 
 /// Something the service must apply, in order.

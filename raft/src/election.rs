@@ -120,7 +120,7 @@ impl Raft {
                     Progress {
                         next,
                         matched: Default::default(),
-                        inflight: false,
+                        inflight: None,
                     },
                 )
             })

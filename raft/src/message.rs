@@ -95,6 +95,7 @@ pub struct AppendEntriesReply {
     /// follower's entry at `prev_log_index`, or `None` when its log is too short.
     pub conflict_term: Option<Term>,
     /// On failure: the first index of `conflict_term` in the follower's log, or its log length + 1.
+    /// 0 when the request was refused for its stale term rather than for a log mismatch.
     pub conflict_index: LogIndex,
 }
 
@@ -111,6 +112,7 @@ pub struct InstallSnapshot {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallSnapshotReply {
     pub term: Term,
-    /// Echoes the request, so the leader knows what the follower now has.
+    /// What the follower now has through snapshots: the request's index when it installed the
+    /// snapshot or already had its entries, 0 when it refused the request for its stale term.
     pub last_included_index: LogIndex,
 }

@@ -16,7 +16,7 @@ impl Raft {
         let peers: Vec<NodeId> = self
             .progress
             .iter()
-            .filter(|(_, p)| force || !p.inflight)
+            .filter(|(_, p)| force || p.inflight.is_none())
             .map(|(id, _)| *id)
             .collect();
         for peer in peers {
@@ -46,7 +46,7 @@ impl Raft {
         if !entries.is_empty()
             && let Some(p) = self.progress.get_mut(&peer)
         {
-            p.inflight = true;
+            p.inflight = Some(LogIndex(prev_log_index.0 + entries.len() as u64));
         }
         let req = AppendEntries {
             term: self.term,
@@ -60,7 +60,8 @@ impl Raft {
 
     /// Figure 2, AppendEntries RPC receiver implementation.
     pub(crate) fn handle_append_entries(&mut self, from: NodeId, req: AppendEntries) {
-        // 1. Reply false if term < currentTerm.
+        // 1. Reply false if term < currentTerm. (`conflict_index` 0 tells the leader the refusal
+        //    is about the term, not about its log.)
         if req.term < self.term {
             self.reject_append(from, None, LogIndex(0));
             return;
@@ -176,11 +177,14 @@ impl Raft {
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
-        p.inflight = false;
         if reply.success {
             // Replies may arrive out of order: progress only moves forward.
             if reply.match_index > p.matched {
                 p.matched = reply.match_index.min(last);
+            }
+            // A heartbeat's reply says nothing about entries sent after it.
+            if p.inflight.is_some_and(|through| p.matched >= through) {
+                p.inflight = None;
             }
             p.next = p.next.max(p.matched.next());
             let behind = p.next <= last;
@@ -191,6 +195,12 @@ impl Raft {
             }
             return;
         }
+        if reply.conflict_index == LogIndex(0) {
+            // Refused for its term, not for its log: the request came from an older term of
+            // ours (a newer term in the reply was handled in `step`). Nothing to learn here.
+            return;
+        }
+        p.inflight = None;
         // Fast backtracking: skip the follower's whole conflicting term at once. If we have
         // entries of that term, resend from just past our last one; otherwise from the first
         // index the follower has for it (or its log's end).

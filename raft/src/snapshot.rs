@@ -34,8 +34,9 @@ impl Raft {
     }
 
     pub(crate) fn send_snapshot(&mut self, peer: NodeId) {
+        let through = self.log.snapshot_index();
         if let Some(p) = self.progress.get_mut(&peer) {
-            p.inflight = true;
+            p.inflight = Some(through);
         }
         let req = InstallSnapshot {
             term: self.term,
@@ -49,15 +50,21 @@ impl Raft {
     /// Figure 13, InstallSnapshot RPC receiver implementation (the whole snapshot in one chunk).
     pub(crate) fn handle_install_snapshot(&mut self, from: NodeId, req: InstallSnapshot) {
         let term = self.term;
+        // 1. Reply immediately if term < currentTerm, saying that nothing was installed: the
+        //    reply may reach a leader whose term has since caught up with ours, which must not
+        //    take it for an acknowledgement.
+        if req.term < self.term {
+            let refusal = InstallSnapshotReply {
+                term,
+                last_included_index: LogIndex(0),
+            };
+            self.reply(from, Message::InstallSnapshotReply(refusal));
+            return;
+        }
         let echo = InstallSnapshotReply {
             term,
             last_included_index: req.last_included_index,
         };
-        // 1. Reply immediately if term < currentTerm.
-        if req.term < self.term {
-            self.reply(from, Message::InstallSnapshotReply(echo));
-            return;
-        }
         if self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(req.term, Some(from));
         }
@@ -97,9 +104,11 @@ impl Raft {
         }
         let last = self.log.last_index();
         if let Some(p) = self.progress.get_mut(&from) {
-            p.inflight = false;
             if reply.last_included_index > p.matched {
                 p.matched = reply.last_included_index.min(last);
+            }
+            if p.inflight.is_some_and(|through| p.matched >= through) {
+                p.inflight = None;
             }
             p.next = p.next.max(p.matched.next());
             let behind = p.next <= last;

@@ -976,10 +976,7 @@ fn snapshot_all_crash_3d() {
                 cfg.connect(i);
             }
             let index2 = cfg.one(cfg.rand_int(), servers, true).await;
-            assert!(
-                index2 > index1,
-                "index decreased from {index1} to {index2}"
-            );
+            assert!(index2 > index1, "index decreased from {index1} to {index2}");
         }
         cfg.end();
     });
