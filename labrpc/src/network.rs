@@ -53,7 +53,7 @@ pub enum RpcError {
 /// polls for a commit right after `Start` would see it committed at the same instant and could
 /// spin forever without the clock moving. It is fixed, not random, because tokio's timers have
 /// millisecond resolution: a random sub-millisecond latency would only consume random draws.
-pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (1000, 1000);
+pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (1000, 10000);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<Result<Vec<u8>, RpcError>> + Send + Sync>;

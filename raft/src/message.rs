@@ -106,6 +106,7 @@ pub struct InstallSnapshot {
     pub term: Term,
     pub last_included_index: LogIndex,
     pub last_included_term: Term,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
