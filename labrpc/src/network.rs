@@ -46,13 +46,15 @@ pub enum RpcError {
     Timeout,
 }
 
-/// The latency of a delivered call by default, in microseconds: 1 ms.
+/// The latency of a delivered call by default, in microseconds: uniform in 1-10 ms (tokio's
+/// timers fire on whole milliseconds).
 ///
 /// The original network has no explicit latency, but there every call takes real time to run.
-/// In virtual time nothing takes time unless it sleeps, so without a latency a tester loop that
-/// polls for a commit right after `Start` would see it committed at the same instant and could
-/// spin forever without the clock moving. It is fixed, not random, because tokio's timers have
-/// millisecond resolution: a random sub-millisecond latency would only consume random draws.
+/// In virtual time nothing takes time unless it sleeps: without a latency a tester loop that
+/// polls for a commit right after `Start` could see it committed at the same instant and spin
+/// forever without the clock moving, and clients would complete operations far faster than any
+/// real deployment (and than the lab's timings assume). 1-10 ms, as other simulators use, puts
+/// a client operation at about 10 ms, close to what the Go labs see in real time.
 pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (1000, 10000);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
