@@ -80,12 +80,31 @@ pub enum Apply {
 }
 
 /// State that must reach stable storage before the messages of the same [`Ready`] are sent.
+///
+/// It says what changed, for storage that writes incrementally (a write-ahead log), and can
+/// produce the whole state at once ([`Persist::raft_state`]) for storage that saves one blob
+/// (the labs' `Persister`).
 #[derive(Clone, Debug)]
-pub struct Persist {
-    /// The encoded term, vote and log.
-    pub raft_state: Vec<u8>,
-    /// The snapshot, when it changed.
+pub struct Persist<'a> {
+    /// Figure 2's currentTerm and votedFor (always given; they are small).
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    /// When the log changed: from this index on, the stored log must be replaced by
+    /// `entries` (a truncation, an append, or both).
+    pub entries_from: Option<LogIndex>,
+    pub entries: &'a [Entry],
+    /// The snapshot, when it changed, and the last index and term it covers.
     pub snapshot: Option<Arc<Vec<u8>>>,
+    pub snapshot_index: LogIndex,
+    pub snapshot_term: Term,
+    log: &'a RaftLog,
+}
+
+impl Persist<'_> {
+    /// The whole persistent state (term, vote, log) encoded as one blob.
+    pub fn raft_state(&self) -> Vec<u8> {
+        persist::encode(self.term, self.voted_for, self.log)
+    }
 }
 
 /// Everything the core produced since the last `ready()`.
@@ -95,8 +114,8 @@ pub struct Persist {
 /// "updating stable storage").
 #[derive(Debug, Default)]
 #[must_use = "a Ready holds messages and state that must be persisted and sent"]
-pub struct Ready {
-    persist: Option<Persist>,
+pub struct Ready<'a> {
+    persist: Option<Persist<'a>>,
     messages: Vec<Envelope>,
     replies: Vec<Envelope>,
     apply: Vec<Apply>,
@@ -113,7 +132,7 @@ pub struct Persisted {
     pub apply: Vec<Apply>,
 }
 
-impl Ready {
+impl<'a> Ready<'a> {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.persist.is_none()
@@ -123,7 +142,7 @@ impl Ready {
     }
 
     /// The state to persist, if any (for inspection; use [`Ready::persist`] to act on it).
-    pub fn pending_persist(&self) -> Option<&Persist> {
+    pub fn pending_persist(&self) -> Option<&Persist<'a>> {
         self.persist.as_ref()
     }
 
@@ -206,11 +225,26 @@ impl Raft {
         snapshot: Vec<u8>,
         rng: ChaCha8Rng,
     ) -> Result<Raft, PersistError> {
+        Ok(Raft::with_state(
+            config,
+            persist::decode(raft_state)?,
+            snapshot,
+            rng,
+        ))
+    }
+
+    /// A node starting from already decoded persistent state (see [`Raft::new`]).
+    pub fn with_state(
+        config: Config,
+        state: HardState,
+        snapshot: Vec<u8>,
+        rng: ChaCha8Rng,
+    ) -> Raft {
         let HardState {
             term,
             voted_for,
             log,
-        } = persist::decode(raft_state)?;
+        } = state;
         let base = log.snapshot_index();
         let mut raft = Raft {
             config,
@@ -236,7 +270,7 @@ impl Raft {
             broadcast_pending: false,
         };
         raft.reset_election_timer();
-        Ok(raft)
+        raft
     }
 
     pub fn id(&self) -> NodeId {
@@ -311,6 +345,7 @@ impl Raft {
 
     /// One unit of time passes.
     pub fn tick(&mut self) {
+        // SOLUTION BEGIN: tick: a leader sends heartbeats every heartbeat_ticks ticks; a follower or candidate starts an election once its randomized election timeout has elapsed
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;
             if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
@@ -323,11 +358,13 @@ impl Raft {
                 self.campaign();
             }
         }
+        // SOLUTION END
     }
 
     /// Handles a message from another node. Every request produces exactly one reply in the
     /// next [`Ready`]'s `replies`, in the order requests were stepped.
     pub fn step(&mut self, env: Envelope) {
+        // SOLUTION BEGIN: step: a message with a higher term makes you its follower (Figure 2, Rules for Servers); then hand the message to its handler
         let Envelope { from, msg, .. } = env;
         // Figure 2, "Rules for Servers": a message with a higher term makes us a follower of it.
         if msg.term() > self.term {
@@ -345,6 +382,7 @@ impl Raft {
             Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
             Message::InstallSnapshotReply(m) => self.handle_snapshot_reply(from, m),
         }
+        // SOLUTION END
     }
 
     /// Appends a command to the leader's log. Returns the index and term it will commit at if
@@ -367,7 +405,7 @@ impl Raft {
     }
 
     /// Collects what the core produced. The driver persists, then sends and applies it.
-    pub fn ready(&mut self) -> Ready {
+    pub fn ready(&mut self) -> Ready<'_> {
         if self.broadcast_pending {
             self.broadcast_pending = false;
             if self.role == Role::Leader {
@@ -375,23 +413,37 @@ impl Raft {
             }
         }
         self.collect_applies();
-        let persist = (self.state_dirty || self.snapshot_dirty).then(|| Persist {
-            raft_state: persist::encode(self.term, self.voted_for, &self.log),
-            snapshot: self.snapshot_dirty.then(|| self.snapshot.clone()),
-        });
+        let dirty = self.state_dirty || self.snapshot_dirty;
+        let entries_from = self.log.take_dirty();
+        let snapshot = self.snapshot_dirty.then(|| self.snapshot.clone());
         self.state_dirty = false;
         self.snapshot_dirty = false;
+        let messages = std::mem::take(&mut self.messages);
+        let replies = std::mem::take(&mut self.replies);
+        let apply = std::mem::take(&mut self.apply);
+        let log = &self.log;
+        let persist = dirty.then(|| Persist {
+            term: self.term,
+            voted_for: self.voted_for,
+            entries_from,
+            entries: entries_from.map_or(&[][..], |from| log.entries_from(from)),
+            snapshot,
+            snapshot_index: log.snapshot_index(),
+            snapshot_term: log.snapshot_term(),
+            log,
+        });
         Ready {
             persist,
-            messages: std::mem::take(&mut self.messages),
-            replies: std::mem::take(&mut self.replies),
-            apply: std::mem::take(&mut self.apply),
+            messages,
+            replies,
+            apply,
         }
     }
 
     /// Hands committed entries to the service, in order (Figure 2: "If commitIndex >
     /// lastApplied: increment lastApplied, apply log[lastApplied] to state machine").
     fn collect_applies(&mut self) {
+        // SOLUTION BEGIN: collect_applies: hand every committed entry not applied yet to the service, in log order (Figure 2, lastApplied)
         while self.applied < self.commit {
             let index = self.applied.next();
             let Some(entry) = self.log.entry(index) else {
@@ -405,6 +457,7 @@ impl Raft {
             });
             self.applied = index;
         }
+        // SOLUTION END
     }
 
     /// Figure 2, "Rules for Servers": on a higher term, adopt it and become a follower.

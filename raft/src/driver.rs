@@ -108,8 +108,8 @@ impl Node {
         tasks: TaskGroup,
         options: Options,
     ) -> Result<Node, PersistError> {
-        let (raft_state, snapshot) = storage.load()?;
-        let core = Raft::new(config, &raft_state, snapshot, rng)?;
+        let (state, snapshot) = storage.load()?;
+        let core = Raft::with_state(config, state, snapshot, rng);
         let id = core.id();
         let status = Arc::new(Mutex::new(core.status()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -256,8 +256,7 @@ impl<T: Transport, S: Storage> Driver<T, S> {
     fn flush(&mut self) -> Result<(), PersistError> {
         let ready = self.core.ready();
         let storage = &mut self.storage;
-        let out = ready
-            .persist(|p| storage.save(&p.raft_state, p.snapshot.as_ref().map(|s| s.as_slice())))?;
+        let out = ready.persist(|p| storage.save(p))?;
         for reply in out.replies {
             if let Some(tx) = self.waiting.pop_front() {
                 let _ = tx.send(reply);

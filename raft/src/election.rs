@@ -11,6 +11,7 @@ impl Raft {
     /// timeout, so convert to candidate: increment the term, vote for self, reset the election
     /// timer and send RequestVote to every other server.
     pub fn campaign(&mut self) {
+        // SOLUTION BEGIN: campaign: become a candidate for the next term, vote for yourself, reset the election timer and send RequestVote (with your last log index and term) to every other server; a lone voter wins at once (Figure 2, Candidates)
         self.term = self.term.next();
         self.role = Role::Candidate;
         self.leader = None;
@@ -39,6 +40,7 @@ impl Raft {
         for peer in others {
             self.send(peer, Message::RequestVote(req.clone()));
         }
+        // SOLUTION END
     }
 
     /// Section 5.4.1: a voter denies its vote if its own log is more up-to-date than the
@@ -52,6 +54,7 @@ impl Raft {
 
     /// Figure 2, RequestVote RPC receiver implementation.
     pub(crate) fn handle_request_vote(&mut self, from: NodeId, req: RequestVote) {
+        // SOLUTION BEGIN: handle_request_vote: grant the vote if the request is of your current term, you have not voted for another candidate, and the candidate's log is at least as up-to-date as yours (section 5.4.1); reset the election timer when granting; always reply with your term (Figure 2, RequestVote RPC)
         // 1. Reply false if term < currentTerm. (A higher term was adopted in `step`.)
         let mut granted = false;
         if req.term == self.term {
@@ -86,9 +89,11 @@ impl Raft {
                 vote_granted: granted,
             }),
         );
+        // SOLUTION END
     }
 
     pub(crate) fn handle_vote_reply(&mut self, from: NodeId, reply: RequestVoteReply) {
+        // SOLUTION BEGIN: handle_vote_reply: count the votes of the current election (ignore stale replies) and become leader on a majority
         // A reply from an older term (or arriving after we stopped campaigning) counts for nothing.
         if self.role != Role::Candidate || reply.term != self.term {
             return;
@@ -97,6 +102,7 @@ impl Raft {
         if self.count_votes() >= self.quorum() {
             self.become_leader();
         }
+        // SOLUTION END
     }
 
     fn count_votes(&self) -> usize {
@@ -107,6 +113,7 @@ impl Raft {
     /// heartbeats to establish its authority. Figure 2: nextIndex starts just past the leader's
     /// log, matchIndex at 0.
     pub(crate) fn become_leader(&mut self) {
+        // SOLUTION BEGIN: become_leader: take the leader role, set every follower's nextIndex just past your log and matchIndex to 0, and send heartbeats at once (Figure 2, Leaders)
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.heartbeat_elapsed = 0;
@@ -137,5 +144,6 @@ impl Raft {
             self.config.peers.len()
         );
         self.broadcast_append(true);
+        // SOLUTION END
     }
 }

@@ -59,9 +59,9 @@ pub mod replication;
 pub mod snapshot;
 pub mod types;
 
-pub use crate::core::{Apply, Config, NotLeader, Raft, Ready, Role, Status};
+pub use crate::core::{Apply, Config, NotLeader, Persist, Raft, Ready, Role, Status};
 pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use log::Entry;
 pub use message::{Envelope, Message};
-pub use persist::{PersistError, Storage};
+pub use persist::{HardState, PersistError, Storage};
 pub use types::{LogIndex, NodeId, Term};

@@ -18,7 +18,7 @@ pub struct Entry {
     pub command: Vec<u8>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct RaftLog {
     /// Last index covered by the snapshot (0 when there is none).
     snapshot_index: LogIndex,
@@ -30,7 +30,22 @@ pub struct RaftLog {
     /// re-encoding every entry each time would make a long log quadratic to persist.
     encoded: Vec<u8>,
     starts: Vec<usize>,
+    /// The lowest index changed (appended, overwritten or dropped) since the last
+    /// [`RaftLog::take_dirty`]: storage that keeps the log incrementally rewrites from there.
+    dirty_from: Option<LogIndex>,
 }
+
+/// Two logs are equal when they hold the same entries after the same snapshot point; the
+/// encoding cache and the change tracking are bookkeeping.
+impl PartialEq for RaftLog {
+    fn eq(&self, other: &Self) -> bool {
+        self.snapshot_index == other.snapshot_index
+            && self.snapshot_term == other.snapshot_term
+            && self.entries == other.entries
+    }
+}
+
+impl Eq for RaftLog {}
 
 fn encode_entry(entry: &Entry, out: Vec<u8>) -> Vec<u8> {
     // Encoding integers and bytes into a Vec cannot fail; keep `out` intact if it ever did.
@@ -52,11 +67,24 @@ impl RaftLog {
             entries: Vec::with_capacity(entries.len()),
             encoded: Vec::new(),
             starts: Vec::new(),
+            dirty_from: None,
         };
         for e in entries {
             log.append(e);
         }
+        // A log rebuilt from storage has nothing storage does not already hold.
+        log.dirty_from = None;
         log
+    }
+
+    fn mark_dirty(&mut self, from: LogIndex) {
+        self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
+    }
+
+    /// The lowest index changed since the last call, if any: the stored log must be replaced
+    /// from there on by [`RaftLog::entries_from`] (which may be empty after a truncation).
+    pub fn take_dirty(&mut self) -> Option<LogIndex> {
+        self.dirty_from.take()
     }
 
     /// The stored entries in their persisted encoding (concatenated, without a length prefix).
@@ -118,6 +146,7 @@ impl RaftLog {
     }
 
     pub fn append(&mut self, entry: Entry) -> LogIndex {
+        self.mark_dirty(self.last_index().next());
         self.starts.push(self.encoded.len());
         self.encoded = encode_entry(&entry, std::mem::take(&mut self.encoded));
         self.entries.push(entry);
@@ -131,6 +160,7 @@ impl RaftLog {
             "cannot truncate compacted entries"
         );
         if let Some(k) = self.offset(from) {
+            self.mark_dirty(from);
             self.entries.truncate(k);
             self.encoded.truncate(self.starts[k]);
             self.starts.truncate(k);
@@ -184,6 +214,12 @@ impl RaftLog {
             self.entries.clear();
             self.encoded.clear();
             self.starts.clear();
+            // Nothing after the snapshot survives: storage must drop its suffix too.
+            self.mark_dirty(index.next());
+        }
+        // Changes to entries now inside the snapshot no longer need to be written.
+        if self.dirty_from.is_some_and(|d| d <= index) {
+            self.dirty_from = Some(index.next());
         }
         self.snapshot_index = index;
         self.snapshot_term = term;
@@ -245,6 +281,33 @@ mod tests {
         assert_eq!(l.last_index_of_term(Term(4)), Some(LogIndex(5)));
         assert_eq!(l.last_index_of_term(Term(2)), None);
         assert_eq!(l.last_index_of_term(Term(6)), None);
+    }
+
+    #[test]
+    fn dirty_tracking_covers_appends_truncations_and_compaction() {
+        let mut l = log(&[1, 1, 1]);
+        assert_eq!(l.take_dirty(), Some(LogIndex(1)));
+        assert_eq!(l.take_dirty(), None);
+        l.truncate_from(LogIndex(3));
+        l.append(Entry {
+            term: Term(2),
+            command: vec![],
+        });
+        assert_eq!(l.take_dirty(), Some(LogIndex(3)));
+        l.append(Entry {
+            term: Term(2),
+            command: vec![],
+        });
+        l.compact(LogIndex(2), Term(1));
+        assert_eq!(
+            l.take_dirty(),
+            Some(LogIndex(4)),
+            "compaction keeps the suffix"
+        );
+        l.compact(LogIndex(9), Term(5));
+        assert_eq!(l.take_dirty(), Some(LogIndex(10)), "the suffix is gone");
+        let restored = RaftLog::from_parts(LogIndex(9), Term(5), vec![]);
+        assert_eq!(restored.dirty_from, None);
     }
 
     #[test]

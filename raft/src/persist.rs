@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -78,26 +79,27 @@ pub fn decode(bytes: &[u8]) -> Result<HardState, PersistError> {
     })
 }
 
-/// Stable storage for one node: Raft state and snapshot, saved atomically together.
+/// Stable storage for one node: term, vote, log and snapshot.
 ///
 /// `save` must not return before the data is durable: the driver sends the messages that
 /// depend on it (votes, acknowledgements) only after it returns.
 pub trait Storage: Send + 'static {
-    /// The saved Raft state (empty if none) and snapshot (empty if none).
-    fn load(&self) -> Result<(Vec<u8>, Vec<u8>), PersistError>;
-    /// Saves the Raft state, and the snapshot too when it is `Some`.
-    fn save(&mut self, raft_state: &[u8], snapshot: Option<&[u8]>) -> Result<(), PersistError>;
+    /// The saved state (default state if none) and snapshot (empty if none).
+    fn load(&self) -> Result<(HardState, Vec<u8>), PersistError>;
+    /// Saves what changed, atomically with respect to crashes.
+    fn save(&mut self, p: &Persist<'_>) -> Result<(), PersistError>;
 }
 
+/// The labs' persister saves the whole state as one blob, with the snapshot beside it.
 impl Storage for labrpc::Persister {
-    fn load(&self) -> Result<(Vec<u8>, Vec<u8>), PersistError> {
-        Ok((self.read_raft_state(), self.read_snapshot()))
+    fn load(&self) -> Result<(HardState, Vec<u8>), PersistError> {
+        Ok((decode(&self.read_raft_state())?, self.read_snapshot()))
     }
 
-    fn save(&mut self, raft_state: &[u8], snapshot: Option<&[u8]>) -> Result<(), PersistError> {
-        match snapshot {
-            Some(s) => labrpc::Persister::save(self, raft_state.to_vec(), s.to_vec()),
-            None => self.save_raft_state(raft_state.to_vec()),
+    fn save(&mut self, p: &Persist<'_>) -> Result<(), PersistError> {
+        match &p.snapshot {
+            Some(s) => labrpc::Persister::save(self, p.raft_state(), s.as_ref().clone()),
+            None => self.save_raft_state(p.raft_state()),
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ impl Raft {
     /// Sends the entries from the follower's nextIndex on, or the snapshot when those entries
     /// were compacted away (section 7).
     pub(crate) fn send_append(&mut self, peer: NodeId) {
+        // SOLUTION BEGIN: send_append: send the follower the entries from its nextIndex with prevLogIndex and prevLogTerm, or the snapshot when those entries were compacted away (section 7)
         let Some(progress) = self.progress.get(&peer).copied() else {
             return;
         };
@@ -56,10 +57,12 @@ impl Raft {
             leader_commit: self.commit,
         };
         self.send(peer, Message::AppendEntries(req));
+        // SOLUTION END
     }
 
     /// Figure 2, AppendEntries RPC receiver implementation.
     pub(crate) fn handle_append_entries(&mut self, from: NodeId, req: AppendEntries) {
+        // SOLUTION BEGIN: handle_append_entries: reject stale terms; follow the sender and reset the election timer; check prevLogIndex/prevLogTerm (reject with a conflict hint), skip entries the snapshot covers, truncate conflicting entries, append new ones and advance commitIndex (Figure 2, AppendEntries RPC)
         // 1. Reply false if term < currentTerm. (`conflict_index` 0 tells the leader the refusal
         //    is about the term, not about its log.)
         if req.term < self.term {
@@ -129,6 +132,7 @@ impl Raft {
         }
         let last_new = LogIndex(prev.0 + entries.len() as u64);
         self.accept_append(from, last_new, req.leader_commit);
+        // SOLUTION END
     }
 
     fn accept_append(&mut self, leader: NodeId, last_new: LogIndex, leader_commit: LogIndex) {
@@ -170,6 +174,7 @@ impl Raft {
 
     /// The leader's side: advance the follower's progress, or back nextIndex up and retry.
     pub(crate) fn handle_append_reply(&mut self, from: NodeId, reply: AppendEntriesReply) {
+        // SOLUTION BEGIN: handle_append_reply: on success advance the follower's matchIndex and nextIndex and try to commit; on failure move nextIndex back using the conflict hint and retry
         if self.role != Role::Leader || reply.term != self.term {
             return; // a reply to an older term's request
         }
@@ -217,6 +222,7 @@ impl Raft {
             p.next = next;
             self.send_append(from);
         }
+        // SOLUTION END
     }
 
     /// Section 5.3/5.4.2 and Figure 2, "Rules for Servers, Leaders": if there is an N >
@@ -224,6 +230,7 @@ impl Raft {
     /// set commitIndex = N. Entries of older terms are committed only indirectly, by a later
     /// entry of the current term (the Figure 8 rule).
     pub(crate) fn maybe_commit(&mut self) {
+        // SOLUTION BEGIN: maybe_commit: commit the highest index N stored on a majority whose entry is of the current term (section 5.4.2, Figure 8)
         if self.role != Role::Leader {
             return;
         }
@@ -234,6 +241,7 @@ impl Raft {
         if n > self.commit && self.log.term_at(n) == Some(self.term) {
             self.advance_commit(n);
         }
+        // SOLUTION END
     }
 }
 

@@ -13,6 +13,7 @@ impl Raft {
     /// The service has a snapshot of its state through `index` (which it has applied): discard
     /// the log up to there and keep the snapshot instead.
     pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) {
+        // SOLUTION BEGIN: compact: discard the log through index (which the service has applied) and keep the service's snapshot instead; both must be persisted (section 7)
         if index <= self.log.snapshot_index() || index > self.applied {
             return; // stale, or about entries the service cannot have applied yet
         }
@@ -31,6 +32,7 @@ impl Raft {
             self.config.id,
             index
         );
+        // SOLUTION END
     }
 
     pub(crate) fn send_snapshot(&mut self, peer: NodeId) {
@@ -49,6 +51,7 @@ impl Raft {
 
     /// Figure 13, InstallSnapshot RPC receiver implementation (the whole snapshot in one chunk).
     pub(crate) fn handle_install_snapshot(&mut self, from: NodeId, req: InstallSnapshot) {
+        // SOLUTION BEGIN: handle_install_snapshot: reject stale terms; follow the sender and reset the election timer; install a snapshot newer than your commit index (log, commit, applied) and hand it to the service; always reply (Figure 13)
         let term = self.term;
         // 1. Reply immediately if term < currentTerm, saying that nothing was installed: the
         //    reply may reach a leader whose term has since caught up with ours, which must not
@@ -96,9 +99,11 @@ impl Raft {
             );
         }
         self.reply(from, Message::InstallSnapshotReply(echo));
+        // SOLUTION END
     }
 
     pub(crate) fn handle_snapshot_reply(&mut self, from: NodeId, reply: InstallSnapshotReply) {
+        // SOLUTION BEGIN: handle_snapshot_reply: advance the follower's progress past the snapshot and send it what follows
         if self.role != Role::Leader || reply.term != self.term {
             return;
         }
@@ -117,5 +122,6 @@ impl Raft {
                 self.send_append(from);
             }
         }
+        // SOLUTION END
     }
 }

@@ -698,7 +698,7 @@ fn vote_and_term_are_persisted_before_reply() {
     r.step(env(2, 1, rv(5, (0, 0))));
     let ready = r.ready();
     let pending = ready.pending_persist().expect("the vote must be persisted");
-    let hs = raft::persist::decode(&pending.raft_state).expect("decodes");
+    let hs = raft::persist::decode(&pending.raft_state()).expect("decodes");
     assert_eq!(hs.term, Term(5));
     assert_eq!(hs.voted_for, Some(NodeId(2)));
     // If saving fails, the grant is never released.
@@ -712,7 +712,7 @@ fn vote_and_term_are_persisted_before_reply() {
     let mut saved = None;
     let o = ready
         .persist(|p| {
-            saved = Some(raft::persist::decode(&p.raft_state).expect("decodes"));
+            saved = Some(raft::persist::decode(&p.raft_state()).expect("decodes"));
             Ok::<(), ()>(())
         })
         .expect("persist");
@@ -734,7 +734,7 @@ fn restart_from_persisted_state_keeps_term_vote_log() {
     let _ = r
         .ready()
         .persist(|p| {
-            state = p.raft_state.clone();
+            state = p.raft_state();
             Ok::<(), ()>(())
         })
         .expect("persist");
@@ -953,7 +953,7 @@ fn restart_from_snapshot_starts_commit_and_applied_at_it_7() {
     let _ = l
         .ready()
         .persist(|p| {
-            state = p.raft_state.clone();
+            state = p.raft_state();
             snapshot = p.snapshot.as_deref().cloned().unwrap_or_default();
             Ok::<(), ()>(())
         })

@@ -524,7 +524,7 @@ impl Cluster {
         let done = r
             .ready()
             .persist(|p| {
-                disk.raft_state = p.raft_state.clone();
+                disk.raft_state = p.raft_state();
                 if let Some(s) = &p.snapshot {
                     disk.snapshot = s.as_ref().clone();
                 }
