@@ -14,7 +14,7 @@ use tracing::{error, info};
 
 use crate::common::{KvError, Op, OpKind, Reply};
 use crate::store::{CorruptSnapshot, Store};
-use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Term};
+use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Storage, Term, Transport};
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ struct State {
 struct Inner {
     me: usize,
     rf: Node,
-    persister: Persister,
+    state_size: Box<dyn Fn() -> usize + Send + Sync>,
     options: ServerOptions,
     state: Mutex<State>,
     tasks: TaskGroup,
@@ -90,29 +90,54 @@ impl KvServer {
         rng: ChaCha8Rng,
         tasks: TaskGroup,
     ) -> Result<KvServer, StartError> {
-        let snapshot = persister.read_snapshot();
-        let store = Store::decode(&snapshot)?;
-        // Raft restarts with commit and applied at its snapshot's index; it keeps that index in
-        // its own state, so ask it rather than storing it twice.
         let n = peers.len();
+        let sizer = persister.clone();
+        KvServer::start_with(
+            LabrpcTransport::new(peers),
+            persister,
+            me,
+            n,
+            move || sizer.raft_state_size(),
+            options,
+            rng,
+            tasks,
+        )
+    }
+
+    /// Starts a server over any transport and storage (the real cluster uses TCP and disk).
+    /// `state_size` reports how many bytes of Raft state the storage holds, for `maxraftstate`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with<T: Transport, S: Storage>(
+        transport: T,
+        storage: S,
+        me: usize,
+        peers: usize,
+        state_size: impl Fn() -> usize + Send + Sync + 'static,
+        options: ServerOptions,
+        rng: ChaCha8Rng,
+        tasks: TaskGroup,
+    ) -> Result<KvServer, StartError> {
+        let (_, snapshot) = storage.load()?;
+        let store = Store::decode(&snapshot)?;
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let rf = Node::start(
             raft::Config::lab(
                 NodeId(me as u64),
-                (0..n).map(|p| NodeId(p as u64)).collect(),
+                (0..peers).map(|p| NodeId(p as u64)).collect(),
             ),
-            LabrpcTransport::new(peers),
-            persister.clone(),
+            transport,
+            storage,
             apply_tx,
             rng,
             tasks.clone(),
             raft::Options::default(),
         )?;
+        // Raft restarts with commit and applied at its snapshot's index.
         let last_applied = rf.status().applied.0;
         let inner = Arc::new(Inner {
             me,
             rf,
-            persister,
+            state_size: Box::new(state_size),
             options,
             state: Mutex::new(State {
                 store,
@@ -124,6 +149,11 @@ impl KvServer {
         });
         tasks.spawn(applier(inner.clone(), apply_rx));
         Ok(KvServer { inner })
+    }
+
+    /// Handles one client operation: what a transport's server side calls.
+    pub async fn command(&self, op: Op) -> Reply {
+        command(self.inner.clone(), op).await
     }
 
     /// The Raft node under this server.
@@ -292,7 +322,7 @@ fn maybe_snapshot(inner: &Inner) {
         return;
     };
     let mut st = inner.lock();
-    if st.last_applied > st.last_snapshot && inner.persister.raft_state_size() >= max {
+    if st.last_applied > st.last_snapshot && (inner.state_size)() >= max {
         st.last_snapshot = st.last_applied;
         inner
             .rf

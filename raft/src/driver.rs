@@ -172,20 +172,24 @@ impl Node {
         self.tasks.kill();
     }
 
+    /// Delivers a request from another node and waits for this node's reply: what a
+    /// transport's server side calls. `None` if the request is not for this node, is not a
+    /// request, or the node is dead.
+    pub async fn step_request(&self, env: Envelope) -> Option<Envelope> {
+        if env.to != self.id || !env.msg.is_request() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Input::Step(env, Some(tx))).ok()?;
+        rx.await.ok()
+    }
+
     /// The labrpc service (`Raft.Step`) that delivers other nodes' requests to this node.
     pub fn service(&self) -> labrpc::Service {
-        let tx = self.tx.clone();
-        let me = self.id;
+        let node = self.clone();
         labrpc::Service::new("Raft").method("Step", move |env: Envelope| {
-            let tx = tx.clone();
-            async move {
-                if env.to != me || !env.msg.is_request() {
-                    return None;
-                }
-                let (otx, orx) = oneshot::channel();
-                tx.send(Input::Step(env, Some(otx))).ok()?;
-                orx.await.ok()
-            }
+            let node = node.clone();
+            async move { node.step_request(env).await }
         })
     }
 }

@@ -1,0 +1,62 @@
+//! `raftlab`: the course's command line.
+//!
+//! - `raftlab grade` builds the graded suites (the test binaries of the `tests` package) once,
+//!   runs every selected test `--runs` times with seeds derived from one grading seed, `--jobs`
+//!   at a time, and prints a score table per lab part with the command that replays each failure.
+//!   Points per part come from `grading/points.txt`. `--json` and `--junit` write reports for CI.
+//! - `raftlab handout` writes the student starter tree: the workspace with every
+//!   `// SOLUTION BEGIN: <hint>` ... `// SOLUTION END` region of the selected labs replaced by
+//!   `todo!("<hint>")`, and a `README_STUDENT.md`.
+//! - `raftlab lincheck` checks history files for linearizability with the `lincheck` library.
+//!
+//! The common entry point is `cargo run --release -p raftlab -- grade`. See the crate's
+//! `README.md` for examples.
+//!
+//! Unlike the simulated labs, this crate deals with real processes and the real clock: the few
+//! functions that read the wall clock say so with an `allow` and a reason.
+
+mod grade;
+mod handout;
+mod lincheck_cmd;
+mod points;
+mod seeds;
+mod workspace;
+mod xml;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The course's command line: grade the labs, make the student handout, check histories.
+#[derive(Debug, Parser)]
+#[command(name = "raftlab", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the graded suites many times with derived seeds and print the score table.
+    Grade(grade::GradeArgs),
+    /// Write the student starter tree (solution regions replaced by `todo!()`).
+    Handout(handout::HandoutArgs),
+    /// Check history files for linearizability.
+    Lincheck(lincheck_cmd::LincheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Grade(args) => grade::run(args),
+        Command::Handout(args) => handout::run(args),
+        Command::Lincheck(args) => lincheck_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("raftlab: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
