@@ -899,7 +899,10 @@ fn latency() {
             assert!(took <= Duration::from_micros(hi), "{took:?}");
             seen_default.insert(took);
         }
-        assert!(seen_default.len() > 1, "the default latency varies: {seen_default:?}");
+        assert!(
+            seen_default.len() > 1,
+            "the default latency varies: {seen_default:?}"
+        );
 
         net.set_latency(Duration::from_millis(5), Duration::from_millis(5));
         let (r, took) = timed_call::<_, String>(&e, "JunkServer.Handler2", &1i64).await;
