@@ -14,7 +14,9 @@ use tracing::{error, info};
 
 use crate::common::{KvError, Op, OpKind, Reply};
 use crate::store::{CorruptSnapshot, Store};
-use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Storage, Term, Transport};
+use raft::{
+    Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Storage, Term, Transport,
+};
 
 /// Server settings.
 #[derive(Clone, Debug)]
