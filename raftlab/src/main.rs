@@ -8,6 +8,8 @@
 //!   `// SOLUTION BEGIN: <hint>` ... `// SOLUTION END` region of the selected labs replaced by
 //!   `todo!("<hint>")`, and a `README_STUDENT.md`.
 //! - `raftlab lincheck` checks history files for linearizability with the `lincheck` library.
+//! - `raftlab node`, `raftlab cluster start|stop|status` and `raftlab kv get|put|append` run
+//!   the same Raft and kvraft as separate processes on TCP, with their data on disk.
 //!
 //! The common entry point is `cargo run --release -p raftlab -- grade`. See the crate's
 //! `README.md` for examples.
@@ -15,6 +17,8 @@
 //! Unlike the simulated labs, this crate deals with real processes and the real clock: the few
 //! functions that read the wall clock say so with an `allow` and a reason.
 
+mod bench_cmd;
+mod cluster_cmd;
 mod grade;
 mod handout;
 mod lincheck_cmd;
@@ -43,6 +47,14 @@ enum Command {
     Handout(handout::HandoutArgs),
     /// Check history files for linearizability.
     Lincheck(lincheck_cmd::LincheckArgs),
+    /// Run one Raft + KV node over TCP with its data on disk.
+    Node(cluster_cmd::NodeArgs),
+    /// Start, stop or inspect a local cluster of node processes.
+    Cluster(cluster_cmd::ClusterArgs),
+    /// Get, put or append against a running cluster.
+    Kv(cluster_cmd::KvArgs),
+    /// Benchmark a real 3-node loopback cluster: throughput, latency, fsync rate, failover.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +63,10 @@ fn main() -> ExitCode {
         Command::Grade(args) => grade::run(args),
         Command::Handout(args) => handout::run(args),
         Command::Lincheck(args) => lincheck_cmd::run(args),
+        Command::Node(args) => cluster_cmd::node(args),
+        Command::Cluster(args) => cluster_cmd::cluster(args),
+        Command::Kv(args) => cluster_cmd::kv(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(code) => code,

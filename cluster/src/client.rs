@@ -1,0 +1,153 @@
+//! A clerk for a real cluster: the lab clerk's protocol (find the leader, retry with the same
+//! operation number until some server answers, so each operation takes effect exactly once)
+//! over TCP, with an overall deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kvraft::{Op, OpKind};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::rpc::RaftKvClient;
+use crate::transport::{connect, ctx};
+
+/// How long one call may take before the clerk tries another server (a leader waits up to
+/// half a second for its entry to commit before answering "timeout").
+const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Pause after asking every server once without success.
+const ROUND_PAUSE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClerkError {
+    #[error("no server answered the operation within {0:?} (is a majority of the cluster up?)")]
+    Timeout(Duration),
+    #[error("none of the servers {0:?} could be reached")]
+    Unreachable(Vec<SocketAddr>),
+    #[error("the servers belong to different clusters ({0:016x} and {1:016x})")]
+    MixedClusters(u64, u64),
+}
+
+/// A client of a running cluster.
+pub struct TcpClerk {
+    servers: Vec<SocketAddr>,
+    conns: Vec<Option<RaftKvClient>>,
+    cluster: Option<u64>,
+    client_id: u64,
+    seq: u64,
+    leader: usize,
+}
+
+impl TcpClerk {
+    /// A clerk with a random client id.
+    pub fn new(servers: Vec<SocketAddr>) -> TcpClerk {
+        let client_id = ChaCha8Rng::seed_from_u64(labrpc::sim::fresh_seed()).next_u64();
+        TcpClerk::with_id(servers, client_id)
+    }
+
+    pub fn with_id(servers: Vec<SocketAddr>, client_id: u64) -> TcpClerk {
+        let n = servers.len();
+        TcpClerk {
+            servers,
+            conns: vec![None; n],
+            cluster: None,
+            client_id,
+            seq: 0,
+            leader: 0,
+        }
+    }
+
+    pub async fn get(&mut self, key: &str, deadline: Duration) -> Result<String, ClerkError> {
+        self.run(OpKind::Get, key, "", deadline).await
+    }
+
+    pub async fn put(
+        &mut self,
+        key: &str,
+        value: &str,
+        deadline: Duration,
+    ) -> Result<(), ClerkError> {
+        self.run(OpKind::Put, key, value, deadline).await.map(drop)
+    }
+
+    pub async fn append(
+        &mut self,
+        key: &str,
+        value: &str,
+        deadline: Duration,
+    ) -> Result<(), ClerkError> {
+        self.run(OpKind::Append, key, value, deadline)
+            .await
+            .map(drop)
+    }
+
+    async fn client(&mut self, i: usize) -> Option<RaftKvClient> {
+        if self.conns[i].is_none() {
+            self.conns[i] = connect(self.servers[i]).await;
+        }
+        self.conns[i].clone()
+    }
+
+    /// Learns the cluster id from the first server that answers.
+    async fn cluster(&mut self) -> Result<u64, ClerkError> {
+        if let Some(c) = self.cluster {
+            return Ok(c);
+        }
+        for i in 0..self.servers.len() {
+            if let Some(c) = self.client(i).await
+                && let Ok(Ok(id)) = tokio::time::timeout(CALL_TIMEOUT, c.cluster_id(ctx())).await
+            {
+                self.cluster = Some(id);
+                return Ok(id);
+            }
+            self.conns[i] = None;
+        }
+        Err(ClerkError::Unreachable(self.servers.clone()))
+    }
+
+    async fn run(
+        &mut self,
+        kind: OpKind,
+        key: &str,
+        value: &str,
+        deadline: Duration,
+    ) -> Result<String, ClerkError> {
+        let work = async {
+            let cluster = self.cluster().await?;
+            self.seq += 1;
+            let op = Op {
+                client_id: self.client_id,
+                seq: self.seq,
+                kind,
+                key: key.to_owned(),
+                value: value.to_owned(),
+            };
+            let n = self.servers.len().max(1);
+            let mut failures = 0usize;
+            loop {
+                let i = self.leader;
+                if let Some(c) = self.client(i).await {
+                    match tokio::time::timeout(CALL_TIMEOUT, c.command(ctx(), cluster, op.clone()))
+                        .await
+                    {
+                        Ok(Ok(Ok(Ok(v)))) => return Ok(v),
+                        Ok(Ok(Err(wrong))) => {
+                            return Err(ClerkError::MixedClusters(wrong.expected, wrong.got));
+                        }
+                        Ok(Err(_)) => self.conns[i] = None, // connection broke
+                        _ => {}                             // wrong leader, timeout
+                    }
+                }
+                self.leader = (self.leader + 1) % n;
+                failures += 1;
+                if failures.is_multiple_of(n) {
+                    tokio::time::sleep(ROUND_PAUSE).await;
+                }
+            }
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(ClerkError::Timeout(deadline)),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `cluster`: the same Raft core and kvraft service as the labs, run for real: separate
+//! processes talking over TCP (tarpc with a bincode codec), with their state durable on disk.
+//!
+//! - [`storage`]: a write-ahead log and snapshot files implementing [`raft::Storage`].
+//! - [`rpc`]: the service nodes serve (Raft messages, client operations, status), with the
+//!   cluster id on every call.
+//! - [`transport`]: Raft's [`raft::Transport`] over TCP.
+//! - [`server`]: one node process ([`server::run_node`]).
+//! - [`client`]: [`client::TcpClerk`], the lab's clerk over TCP.
+//!
+//! The `raftlab` binary drives these: `raftlab node`, `raftlab cluster start|stop|status`,
+//! `raftlab kv get|put|append`.
+
+pub mod client;
+pub mod rpc;
+pub mod server;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,103 @@
+//! Raft's transport over TCP: one tarpc connection per peer, opened on first use and reopened
+//! after a failure. tarpc's deadlines are wall-clock values carried in the request; the
+//! timeouts that matter here are enforced locally with `tokio::time::timeout`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use raft::driver::BoxFuture;
+use raft::{Envelope, NodeId, Transport};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+
+use crate::rpc::RaftKvClient;
+
+/// How long to wait for a TCP connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long to wait for a peer's reply to one Raft message.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// The largest frame a node accepts (a snapshot travels in one frame).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Opens a tarpc client connection to `addr`, or `None` if it cannot within the timeout.
+pub async fn connect(addr: SocketAddr) -> Option<RaftKvClient> {
+    let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+    connecting.config_mut().max_frame_length(MAX_FRAME);
+    let transport = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .ok()?
+        .ok()?;
+    Some(RaftKvClient::new(client::Config::default(), transport).spawn())
+}
+
+/// A request context whose deadline is far enough not to interfere with local timeouts.
+// Real time, outside any simulation: tarpc's deadlines are wall-clock instants.
+#[allow(clippy::disallowed_methods)]
+pub fn ctx() -> context::Context {
+    let mut ctx = context::current();
+    ctx.deadline = std::time::Instant::now() + Duration::from_secs(60);
+    ctx
+}
+
+/// Raft messages to peers over TCP.
+pub struct TcpTransport {
+    cluster: u64,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    conns: Arc<Mutex<BTreeMap<NodeId, RaftKvClient>>>,
+}
+
+impl TcpTransport {
+    /// `peers[i]` is node i's address.
+    pub fn new(cluster: u64, peers: &[SocketAddr]) -> Self {
+        TcpTransport {
+            cluster,
+            peers: peers
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (NodeId(i as u64), *a))
+                .collect(),
+            conns: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+}
+
+impl Transport for TcpTransport {
+    fn call(&self, to: NodeId, env: Envelope) -> BoxFuture<Option<Envelope>> {
+        let addr = self.peers.get(&to).copied();
+        let conns = self.conns.clone();
+        let cluster = self.cluster;
+        Box::pin(async move {
+            let cached = conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&to)
+                .cloned();
+            let client = match cached {
+                Some(c) => c,
+                None => {
+                    let c = connect(addr?).await?;
+                    conns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(to, c.clone());
+                    c
+                }
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, client.step(ctx(), cluster, env)).await {
+                Ok(Ok(Ok(reply))) => reply,
+                Ok(Ok(Err(wrong))) => {
+                    tracing::warn!(peer = to.0, "peer refused our message: {wrong}");
+                    None
+                }
+                Ok(Err(_)) => {
+                    // The connection broke: open a new one next time.
+                    conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&to);
+                    None
+                }
+                Err(_) => None,
+            }
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! `raftlab bench`: a real 3-node cluster on loopback, with fsync on: puts per second and
+//! latency percentiles for 1, 16 and 64 concurrent clients, the raw fsync rate of the data
+//! disk, and the time from kill -9 of the leader to the first write a new leader accepts.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use cluster::client::TcpClerk;
+
+use crate::cluster_cmd::{query, runtime, spawn_node};
+
+/// Benchmark a real 3-node loopback cluster (fsync on).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds of load per client count.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Client counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Kill the leader this many times to measure failover.
+    #[arg(long, default_value_t = 10)]
+    failovers: usize,
+    /// Where the nodes keep their data (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+const CLUSTER: u64 = 0xbe9c_0000_0000_0001;
+
+// The benchmark measures real time, outside any simulation.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+struct Nodes {
+    exe: PathBuf,
+    dir: PathBuf,
+    addrs: Vec<SocketAddr>,
+    children: Vec<Option<Child>>,
+}
+
+impl Nodes {
+    fn peers(&self) -> String {
+        self.addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        let child = spawn_node(
+            &self.exe,
+            &self.dir,
+            i as u64,
+            self.addrs[i],
+            &self.peers(),
+            CLUSTER,
+        )?;
+        self.children[i] = Some(child);
+        Ok(())
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn leader(&self, within: Duration) -> Option<usize> {
+        let deadline = now() + within;
+        while now() < deadline {
+            for (i, a) in self.addrs.iter().enumerate() {
+                if self.children[i].is_some()
+                    && query(*a, CLUSTER).await.is_some_and(|s| s.role == "leader")
+                {
+                    return Some(i);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Writes 4 KiB and syncs, as fast as it can, for a second: the disk's physical limit.
+fn fsync_rate(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join("fsync-probe");
+    let mut f = fs::File::create(&path).context("cannot create the fsync probe")?;
+    let block = vec![7u8; 4096];
+    let start = now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(1) {
+        f.write_all(&block)?;
+        f.sync_data()?;
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = fs::remove_file(&path);
+    Ok(rate)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let k = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[k.min(sorted.len() - 1)]
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        anyhow::bail!("--seconds must be positive");
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("raftlab-bench-{}", std::process::id()))
+    });
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("cannot find free ports")?;
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(listeners);
+    let mut nodes = Nodes {
+        exe: std::env::current_exe().context("cannot find the raftlab executable")?,
+        dir: dir.clone(),
+        addrs: addrs.clone(),
+        children: (0..3).map(|_| None).collect(),
+    };
+    for i in 0..3 {
+        nodes.start(i)?;
+    }
+    let rt = runtime()?;
+    let fsyncs = fsync_rate(&dir)?;
+    println!("data dir {} | raw fsync rate: {fsyncs:.0}/s", dir.display());
+    rt.block_on(async {
+        nodes
+            .leader(Duration::from_secs(10))
+            .await
+            .context("no leader within 10 s")?;
+        println!("{:>8} {:>10} {:>10} {:>10}", "clients", "puts/s", "p50", "p99");
+        for &n in &args.clients {
+            let (rate, p50, p99) = load(&addrs, n, Duration::from_secs_f64(args.seconds)).await?;
+            println!("{n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}");
+        }
+        let mut failovers = Vec::new();
+        for _ in 0..args.failovers {
+            let Some(leader) = nodes.leader(Duration::from_secs(10)).await else {
+                anyhow::bail!("no leader before a failover");
+            };
+            let mut ck = TcpClerk::new(addrs.clone());
+            ck.put("failover", "before", Duration::from_secs(10)).await?;
+            let t0 = now();
+            nodes.kill(leader);
+            ck.put("failover", "after", Duration::from_secs(30)).await?;
+            failovers.push(t0.elapsed());
+            nodes.start(leader)?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        failovers.sort();
+        if !failovers.is_empty() {
+            println!(
+                "failover (kill -9 leader -> first accepted write), {} runs: median {:.0?}, max {:.0?}",
+                failovers.len(),
+                percentile(&failovers, 0.5),
+                failovers[failovers.len() - 1]
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    drop(nodes);
+    let _ = fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `clients` clerks putting as fast as they can for `dur`: (puts/s, p50, p99).
+async fn load(
+    addrs: &[SocketAddr],
+    clients: usize,
+    dur: Duration,
+) -> anyhow::Result<(f64, Duration, Duration)> {
+    let start = now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let addrs = addrs.to_vec();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ck = TcpClerk::new(addrs);
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = now();
+                if ck
+                    .put(&format!("c{c}-{}", i % 100), "v", Duration::from_secs(10))
+                    .await
+                    .is_ok()
+                {
+                    lat.push(t.elapsed());
+                }
+                i += 1;
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(dur).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.context("a client task failed")?);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    Ok((
+        all.len() as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+    ))
+}
