@@ -230,6 +230,13 @@ impl State {
 
     /// Whether `u` can be applied, checked before anything is written.
     fn check(&self, u: &Update<'_>) -> Result<(), String> {
+        // A base past the snapshot file would make the directory impossible to reopen.
+        if u.snapshot.is_none() && u.snapshot_index != self.base_index {
+            return Err(format!(
+                "the log moves to start after {} without a snapshot covering it",
+                u.snapshot_index
+            ));
+        }
         let (base, last) = self.after_compact(u.snapshot_index, u.snapshot_term)?;
         if let Some(from) = u.entries_from {
             Self::check_from(from, base, last)?;
@@ -239,7 +246,6 @@ impl State {
 }
 
 /// A Raft node's durable state in a directory. See the module documentation.
-#[derive(Debug)]
 pub struct DiskStorage {
     dir: PathBuf,
     wal_path: PathBuf,
@@ -255,6 +261,21 @@ pub struct DiskStorage {
     failed: Option<String>,
     /// Holds the directory's lock until dropped.
     _lock: File,
+}
+
+/// A summary: the log itself may be large.
+impl std::fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStorage")
+            .field("dir", &self.dir)
+            .field("term", &self.state.term)
+            .field("voted_for", &self.state.voted_for)
+            .field("snapshot_index", &self.state.base_index)
+            .field("last_index", &self.state.last_index())
+            .field("stats", &self.stats)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DiskStorage {

@@ -131,12 +131,22 @@ fn truncation_and_append_in_the_middle() {
 }
 
 #[test]
-fn a_gap_in_the_log_is_refused_without_writing() {
+fn impossible_updates_are_refused_without_writing() {
     let dir = TempDir::new("gap");
     let mut s = open(&dir);
     let before = s.stats();
     let e = [entry(1, "x")];
     let err = s.save_update(&append(1, 3, &e)).expect_err("gap");
+    assert!(matches!(err, StorageError::Invalid(_)), "{err}");
+    assert_eq!(s.stats(), before);
+    // Compacting without a snapshot to cover the compacted entries.
+    let err = s
+        .save_update(&Update {
+            snapshot_index: LogIndex(1),
+            snapshot_term: Term(1),
+            ..append(1, 1, &e)
+        })
+        .expect_err("no snapshot");
     assert!(matches!(err, StorageError::Invalid(_)), "{err}");
     assert_eq!(s.stats(), before);
     s.save_update(&append(1, 1, &e))

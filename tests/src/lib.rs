@@ -3,6 +3,9 @@
 //! - [`raft_harness`]: the Raft lab's tester (6.5840's `config.go`), used by `tests/raft.rs`.
 //! - [`kv_harness`]: the kvraft lab's tester, with history recording and the linearizability
 //!   check, used by `tests/kvraft.rs`.
+//! - [`shardctrler_harness`] and [`shardkv_harness`]: the sharded lab's testers (the shard
+//!   controller, and replica groups with shard migration), used by `tests/shardctrler.rs` and
+//!   `tests/shardkv.rs`.
 //!
 //! Every suite is one test binary (`cargo test -p tests --test raft`); test names end with the
 //! lab part, so `cargo test -p tests --test raft 3b` runs part 3B. Each test takes its seed from
@@ -10,3 +13,5 @@
 
 pub mod kv_harness;
 pub mod raft_harness;
+pub mod shardctrler_harness;
+pub mod shardkv_harness;
