@@ -178,28 +178,14 @@ impl Raft {
         if self.role != Role::Leader || reply.term != self.term {
             return; // a reply to an older term's request
         }
+        if reply.success {
+            self.acknowledge(from, reply.match_index);
+            return;
+        }
         let last = self.log.last_index();
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
-        if reply.success {
-            // Replies may arrive out of order: progress only moves forward.
-            if reply.match_index > p.matched {
-                p.matched = reply.match_index.min(last);
-            }
-            // A heartbeat's reply says nothing about entries sent after it.
-            if p.inflight.is_some_and(|through| p.matched >= through) {
-                p.inflight = None;
-            }
-            p.next = p.next.max(p.matched.next());
-            let behind = p.next <= last;
-            self.maybe_commit();
-            if behind {
-                // Keep a lagging follower streaming rather than waiting for the heartbeat.
-                self.send_append(from);
-            }
-            return;
-        }
         if reply.conflict_index == LogIndex(0) {
             // Refused for its term, not for its log: the request came from an older term of
             // ours (a newer term in the reply was handled in `step`). Nothing to learn here.
@@ -220,6 +206,32 @@ impl Raft {
         next = next.max(p.matched.next()).min(last.next()).max(LogIndex(1));
         if next < p.next {
             p.next = next;
+            self.send_append(from);
+        }
+        // SOLUTION END
+    }
+
+    /// A follower has the leader's log through `matched` (an AppendEntries or InstallSnapshot
+    /// succeeded): advance its progress, try to commit, and keep a lagging follower streaming
+    /// rather than waiting for the next heartbeat.
+    pub(crate) fn acknowledge(&mut self, from: NodeId, matched: LogIndex) {
+        // SOLUTION BEGIN: acknowledge: advance matchIndex (never backwards: replies may be reordered) and nextIndex, clear the in-flight mark once what was sent is acknowledged, try to commit, and send more if the follower is still behind
+        let last = self.log.last_index();
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
+        // Replies may arrive out of order: progress only moves forward.
+        if matched > p.matched {
+            p.matched = matched.min(last);
+        }
+        // A heartbeat's reply says nothing about entries sent after it.
+        if p.inflight.is_some_and(|through| p.matched >= through) {
+            p.inflight = None;
+        }
+        p.next = p.next.max(p.matched.next());
+        let behind = p.next <= last;
+        self.maybe_commit();
+        if behind {
             self.send_append(from);
         }
         // SOLUTION END

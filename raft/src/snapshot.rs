@@ -107,21 +107,8 @@ impl Raft {
         if self.role != Role::Leader || reply.term != self.term {
             return;
         }
-        let last = self.log.last_index();
-        if let Some(p) = self.progress.get_mut(&from) {
-            if reply.last_included_index > p.matched {
-                p.matched = reply.last_included_index.min(last);
-            }
-            if p.inflight.is_some_and(|through| p.matched >= through) {
-                p.inflight = None;
-            }
-            p.next = p.next.max(p.matched.next());
-            let behind = p.next <= last;
-            self.maybe_commit();
-            if behind {
-                self.send_append(from);
-            }
-        }
+        // A refusal echoes index 0, which acknowledges nothing.
+        self.acknowledge(from, reply.last_included_index);
         // SOLUTION END
     }
 }

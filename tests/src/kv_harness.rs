@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use kvraft::{Clerk, KvServer, ServerOptions};
 use labrpc::{Network, Persister, Server, Sim, TaskGroup};
-use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
-use lincheck::{CheckResult, Operation};
+use lincheck::Operation;
+use lincheck::models::kv::{KvInput, KvOp, KvOutput};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -19,10 +19,6 @@ use tokio::time::Instant;
 
 /// The original's `electionTimeout`.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
-/// Wall-clock budget of the linearizability check at the end of a test. A correct service's
-/// histories are decided in milliseconds; running out of budget fails the test (it is never
-/// counted as a pass), and is reported as such.
-pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(30);
 
 /// A clerk made by the tester, with the names of its ends (so the tester can reconnect it).
 pub struct TestClerk {
@@ -424,35 +420,7 @@ impl KvConfig {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let info = lincheck::check_with_info(&KvModel, &history, Some(LINEARIZABILITY_BUDGET));
-        match info.result {
-            CheckResult::Linearizable => {}
-            CheckResult::NotLinearizable => {
-                let test = std::thread::current()
-                    .name()
-                    .unwrap_or("kvraft")
-                    .replace("::", "-");
-                let path = std::env::temp_dir()
-                    .join(format!("raftlab-{test}-seed{}.html", self.sim.seed()));
-                match std::fs::File::create(&path)
-                    .and_then(|f| lincheck::visualize(&KvModel, &info, f))
-                {
-                    Ok(()) => println!("info: wrote history visualization to {}", path.display()),
-                    Err(e) => println!("info: failed to write history visualization: {e}"),
-                }
-                panic!("history is not linearizable ({} operations)", history.len());
-            }
-            CheckResult::Unknown => {
-                println!(
-                    "info: linearizability check timed out ({} operations)",
-                    history.len()
-                );
-                panic!(
-                    "linearizability check could not decide within {LINEARIZABILITY_BUDGET:?}: \
-                     not counted as a pass"
-                );
-            }
-        }
+        crate::check_kv_history(&history, self.sim.seed());
     }
 }
 

@@ -15,3 +15,61 @@ pub mod kv_harness;
 pub mod raft_harness;
 pub mod shardctrler_harness;
 pub mod shardkv_harness;
+
+use std::future::Future;
+use std::time::Duration;
+
+use labrpc::Sim;
+use lincheck::models::kv::{KvInput, KvModel, KvOutput};
+use lincheck::{CheckResult, Operation};
+
+/// Runs one simulated test: seed and trace from the environment, the replay line on failure,
+/// and a limit on simulated time.
+pub fn sim_test<F, Fut>(limit: Duration, body: F)
+where
+    F: FnOnce(Sim) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
+        if tokio::time::timeout(limit, body(sim)).await.is_err() {
+            panic!("test took longer than {limit:?} of simulated time");
+        }
+    });
+}
+
+/// Wall-clock budget of the linearizability check at the end of a test. A correct service's
+/// histories are decided in milliseconds; running out of budget fails the test (it is never
+/// counted as a pass), and is reported as such.
+pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Checks a key/value history for linearizability; when it is not, writes the HTML page that
+/// shows why (named after the test and seed) and panics with its path.
+pub fn check_kv_history(history: &[Operation<KvInput, KvOutput>], seed: u64) {
+    let info = lincheck::check_with_info(&KvModel, history, Some(LINEARIZABILITY_BUDGET));
+    match info.result {
+        CheckResult::Linearizable => {}
+        CheckResult::NotLinearizable => {
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("test")
+                .replace("::", "-");
+            let path = std::env::temp_dir().join(format!("raftlab-{test}-seed{seed}.html"));
+            match std::fs::File::create(&path).and_then(|f| lincheck::visualize(&KvModel, &info, f))
+            {
+                Ok(()) => println!("info: wrote history visualization to {}", path.display()),
+                Err(e) => println!("info: failed to write history visualization: {e}"),
+            }
+            panic!("history is not linearizable ({} operations)", history.len());
+        }
+        CheckResult::Unknown => {
+            println!(
+                "info: linearizability check timed out ({} operations)",
+                history.len()
+            );
+            panic!(
+                "linearizability check could not decide within {LINEARIZABILITY_BUDGET:?}: \
+                 not counted as a pass"
+            );
+        }
+    }
+}

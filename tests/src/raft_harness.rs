@@ -63,14 +63,7 @@ where
     F: FnOnce(Sim) -> Fut,
     Fut: Future<Output = ()>,
 {
-    labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
-        if tokio::time::timeout(TEST_TIME_LIMIT, body(sim))
-            .await
-            .is_err()
-        {
-            panic!("test took longer than 120 simulated seconds");
-        }
-    });
+    crate::sim_test(TEST_TIME_LIMIT, body);
 }
 
 /// Joins tasks spawned by a test, re-raising the first panic (a tester `fatal` inside a task).

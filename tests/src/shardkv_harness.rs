@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use labrpc::{ClientEnd, Network, Persister, Server, Sim, TaskGroup};
-use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
-use lincheck::{CheckResult, Operation};
+use lincheck::Operation;
+use lincheck::models::kv::{KvInput, KvOp, KvOutput};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rand_chacha::ChaCha8Rng;
@@ -25,8 +25,6 @@ use crate::shardctrler_harness::CtrlerCluster;
 /// Every shardkv test must finish within this much simulated time (the original relies on
 /// `go test`'s timeout; its slowest test takes about 25 s).
 pub const TEST_TIME_LIMIT: Duration = Duration::from_secs(300);
-/// Wall-clock budget of the linearizability check (see the kvraft tester).
-pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(30);
 
 /// A clerk made by the tester.
 pub struct TestClerk {
@@ -485,30 +483,7 @@ impl ShardKvConfig {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let info = lincheck::check_with_info(&KvModel, &history, Some(LINEARIZABILITY_BUDGET));
-        match info.result {
-            CheckResult::Linearizable => {}
-            CheckResult::NotLinearizable => {
-                let test = std::thread::current()
-                    .name()
-                    .unwrap_or("shardkv")
-                    .replace("::", "-");
-                let path = std::env::temp_dir()
-                    .join(format!("raftlab-{test}-seed{}.html", self.sim.seed()));
-                match std::fs::File::create(&path)
-                    .and_then(|f| lincheck::visualize(&KvModel, &info, f))
-                {
-                    Ok(()) => println!("info: wrote history visualization to {}", path.display()),
-                    Err(e) => println!("info: failed to write history visualization: {e}"),
-                }
-                panic!("history is not linearizable ({} operations)", history.len());
-            }
-            CheckResult::Unknown => panic!(
-                "linearizability check could not decide within {LINEARIZABILITY_BUDGET:?} \
-                 ({} operations): not counted as a pass",
-                history.len()
-            ),
-        }
+        crate::check_kv_history(&history, self.sim.seed());
     }
 }
 

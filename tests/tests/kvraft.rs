@@ -20,14 +20,7 @@ where
     F: FnOnce(Sim) -> Fut,
     Fut: Future<Output = ()>,
 {
-    labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
-        if tokio::time::timeout(TEST_TIME_LIMIT, body(sim))
-            .await
-            .is_err()
-        {
-            panic!("test took longer than {TEST_TIME_LIMIT:?} of simulated time");
-        }
-    });
+    tests::sim_test(TEST_TIME_LIMIT, body);
 }
 
 /// Checks that `v` holds client `clnt`'s appends 0..count, each once, in order.
