@@ -52,6 +52,7 @@ impl Clerk {
     }
 
     async fn run(&mut self, kind: OpKind, key: &str, value: &str) -> String {
+        // SOLUTION BEGIN: run: number the operation, then try servers (starting with the last leader) until one answers it; pause after a full round of failures
         self.seq += 1;
         let op = Op {
             client_id: self.client_id,
@@ -75,5 +76,6 @@ impl Clerk {
                 tokio::time::sleep(ROUND_PAUSE).await;
             }
         }
+        // SOLUTION END
     }
 }

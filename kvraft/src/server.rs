@@ -187,6 +187,7 @@ impl Inner {
 
 /// Handles one client request.
 async fn command(inner: Arc<Inner>, op: Op) -> Reply {
+    // SOLUTION BEGIN: command: submit the operation to Raft (wrong leader if not leader), wait for it to be applied at the index Raft gave, and answer only if the entry applied there is this operation of this term; time out after commit_timeout
     if op.kind == OpKind::Get && inner.options.unsafe_local_reads {
         return Ok(inner.lock().store.get(&op.key));
     }
@@ -239,6 +240,7 @@ async fn command(inner: Arc<Inner>, op: Op) -> Reply {
             Err(KvError::Timeout)
         }
     }
+    // SOLUTION END
 }
 
 /// Applies what Raft commits, in order, and answers the requests waiting for it.
@@ -254,6 +256,7 @@ async fn applier(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Apply>) {
 }
 
 fn apply(inner: &Inner, msg: Apply) {
+    // SOLUTION BEGIN: apply: apply committed commands in order to the store (skipping what is already applied), wake the request waiting at that index, and restore the store from installed snapshots
     let mut st = inner.lock();
     match msg {
         Apply::Command {
@@ -317,9 +320,11 @@ fn apply(inner: &Inner, msg: Apply) {
             }
         }
     }
+    // SOLUTION END
 }
 
 fn maybe_snapshot(inner: &Inner) {
+    // SOLUTION BEGIN: maybe_snapshot: when Raft's persisted state reaches maxraftstate, hand Raft a snapshot of the store (data and duplicate table) through the last applied index
     let Some(max) = inner.options.maxraftstate else {
         return;
     };
@@ -330,4 +335,5 @@ fn maybe_snapshot(inner: &Inner) {
             .rf
             .snapshot(LogIndex(st.last_applied), st.store.encode());
     }
+    // SOLUTION END
 }

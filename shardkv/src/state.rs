@@ -153,13 +153,16 @@ impl GroupState {
     }
 
     fn apply_client(&mut self, op: &Op) -> Reply {
+        // SOLUTION BEGIN: apply_client: refuse keys whose shard this group does not serve now; otherwise apply exactly once with the shard's duplicate table
         match self.shards.get_mut(key2shard(&op.key)) {
             Some(shard) if shard.status.serves() => Ok(shard.data.apply(op)),
             _ => Err(KvError::WrongGroup),
         }
+        // SOLUTION END
     }
 
     fn apply_config(&mut self, next: Config) -> Reply {
+        // SOLUTION BEGIN: apply_config: move to the next configuration only when all shards are settled, marking shards to pull in and to hand over
         if next.num != self.config.num + 1 || !self.settled() {
             return Ok(String::new()); // a duplicate, or proposed from a stale view
         }
@@ -187,9 +190,11 @@ impl GroupState {
         );
         self.prev = std::mem::replace(&mut self.config, next);
         Ok(String::new())
+        // SOLUTION END
     }
 
     fn apply_insert(&mut self, config_num: u64, shards: BTreeMap<usize, ShardData>) -> Reply {
+        // SOLUTION BEGIN: apply_insert: install pulled shards (data and duplicate tables) for the current configuration only
         if config_num == self.config.num {
             let mut installed = Vec::new();
             for (s, data) in shards {
@@ -212,9 +217,11 @@ impl GroupState {
             }
         }
         Ok(String::new())
+        // SOLUTION END
     }
 
     fn apply_delete(&mut self, config_num: u64, shards: &[usize]) -> Reply {
+        // SOLUTION BEGIN: apply_delete: drop shards the new owner has confirmed it holds (garbage collection)
         if config_num < self.config.num {
             return Ok(String::new()); // long done: we moved on only after deleting
         }
@@ -240,9 +247,11 @@ impl GroupState {
             );
         }
         Ok(String::new())
+        // SOLUTION END
     }
 
     fn apply_collected(&mut self, config_num: u64, shards: &[usize]) -> Reply {
+        // SOLUTION BEGIN: apply_collected: mark pulled shards as confirmed deleted at their old owner
         if config_num == self.config.num {
             for &s in shards {
                 if let Some(shard) = self.shards.get_mut(s)
@@ -253,6 +262,7 @@ impl GroupState {
             }
         }
         Ok(String::new())
+        // SOLUTION END
     }
 }
 
