@@ -105,6 +105,10 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         wal_size.clone(),
         ServerOptions {
             maxraftstate: cfg.maxraftstate,
+            raft: raft::Options {
+                coalesce: true,
+                ..raft::Options::default()
+            },
             ..ServerOptions::default()
         },
         ChaCha8Rng::seed_from_u64(labrpc::sim::fresh_seed()),

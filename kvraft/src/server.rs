@@ -30,6 +30,8 @@ pub struct ServerOptions {
     /// without going through the log. A follower or a deposed leader then serves stale values,
     /// which the suite's linearizability check must catch.
     pub unsafe_local_reads: bool,
+    /// Settings of the Raft driver under the service.
+    pub raft: raft::Options,
 }
 
 impl Default for ServerOptions {
@@ -38,6 +40,7 @@ impl Default for ServerOptions {
             maxraftstate: None,
             commit_timeout: Duration::from_millis(500),
             unsafe_local_reads: false,
+            raft: raft::Options::default(),
         }
     }
 }
@@ -132,7 +135,7 @@ impl KvServer {
             apply_tx,
             rng,
             tasks.clone(),
-            raft::Options::default(),
+            options.raft.clone(),
         )?;
         // Raft restarts with commit and applied at its snapshot's index.
         let last_applied = rf.status().applied.0;

@@ -77,12 +77,18 @@ enum Input {
 pub struct Options {
     /// Length of one core tick.
     pub tick: Duration,
+    /// Before persisting, yield to the runtime and take what arrived meanwhile, so that
+    /// requests being handled on other worker threads join the same batch (one fsync, one
+    /// AppendEntries). For real clusters on a multi-threaded runtime; in a simulation it would
+    /// only reorder work.
+    pub coalesce: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             tick: Duration::from_millis(10),
+            coalesce: false,
         }
     }
 }
@@ -123,6 +129,7 @@ impl Node {
             status: status.clone(),
             tasks: tasks.clone(),
             waiting: VecDeque::new(),
+            coalesce: options.coalesce,
         };
         tasks.spawn(driver.run(options.tick));
         Ok(Node {
@@ -205,6 +212,7 @@ struct Driver<T, S> {
     tasks: TaskGroup,
     /// Reply channels of the requests stepped since the last `ready()`, in order.
     waiting: VecDeque<oneshot::Sender<Envelope>>,
+    coalesce: bool,
 }
 
 impl<T: Transport, S: Storage> Driver<T, S> {
@@ -224,6 +232,20 @@ impl<T: Transport, S: Storage> Driver<T, S> {
             // Take everything already queued, so one Ready (one persist, one broadcast) covers it.
             while let Ok(input) = self.rx.try_recv() {
                 self.handle(input);
+            }
+            if self.coalesce {
+                // A few rounds, as long as each one brings more work.
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                    let mut more = false;
+                    while let Ok(input) = self.rx.try_recv() {
+                        self.handle(input);
+                        more = true;
+                    }
+                    if !more {
+                        break;
+                    }
+                }
             }
             if let Err(e) = self.flush() {
                 error!(
