@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use kvraft::{Clerk, KvServer, ServerOptions};
 use labrpc::{Network, Persister, Server, Sim, TaskGroup};
-use lincheck::Operation;
-use lincheck::models::kv::{KvInput, KvOp, KvOutput};
+use lincheck::models::kv::{KvInput, KvOp};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -50,12 +49,8 @@ pub struct KvConfig {
     state: Mutex<Shared>,
     rng: Mutex<ChaCha8Rng>,
     next_client_id: AtomicU64,
-    /// Orders every call and return of the history. The simulation runs on one thread, so
-    /// this counter is the exact real-time order (virtual time alone has ties).
-    clock: AtomicU64,
-    history: Mutex<Vec<Operation<KvInput, KvOutput>>>,
+    history: crate::KvHistory,
     t0: Mutex<(Instant, u64, u64, u64)>,
-    ops: AtomicU64,
 }
 
 impl KvConfig {
@@ -95,10 +90,8 @@ impl KvConfig {
             }),
             rng: Mutex::new(sim.rng("tester", 0)),
             next_client_id: AtomicU64::new(n as u64 + 1000),
-            clock: AtomicU64::new(0),
-            history: Mutex::new(Vec::new()),
+            history: crate::KvHistory::default(),
             t0: Mutex::new((Instant::now(), 0, 0, 0)),
-            ops: AtomicU64::new(0),
         });
         for i in 0..n {
             cfg.start_server(i);
@@ -311,37 +304,6 @@ impl KvConfig {
             .unwrap_or(0)
     }
 
-    fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::Relaxed)
-    }
-
-    async fn record<F>(&self, cli: Option<u64>, input: KvInput, op: F) -> String
-    where
-        F: std::future::Future<Output = String>,
-    {
-        let call = self.tick();
-        let out = op.await;
-        let ret = self.tick();
-        self.ops.fetch_add(1, Ordering::Relaxed);
-        if let Some(client_id) = cli {
-            let output = match input.op {
-                KvOp::Get => KvOutput::Value(out.clone()),
-                KvOp::Put | KvOp::Append => KvOutput::Done,
-            };
-            self.history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Operation {
-                    client_id,
-                    input,
-                    call,
-                    output,
-                    ret,
-                });
-        }
-        out
-    }
-
     /// The original's `Get(cfg, ck, key, log, cli)`: with `record`, the operation goes into the
     /// history that `check_linearizable` checks.
     pub async fn get(&self, ck: &mut TestClerk, key: &str, record: bool) -> String {
@@ -351,7 +313,7 @@ impl KvConfig {
             key: key.to_owned(),
             value: String::new(),
         };
-        self.record(cli, input, ck.ck.get(key)).await
+        self.history.record(cli, input, ck.ck.get(key)).await
     }
 
     pub async fn put(&self, ck: &mut TestClerk, key: &str, value: &str, record: bool) {
@@ -361,11 +323,12 @@ impl KvConfig {
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        self.record(cli, input, async {
-            ck.ck.put(key, value).await;
-            String::new()
-        })
-        .await;
+        self.history
+            .record(cli, input, async {
+                ck.ck.put(key, value).await;
+                String::new()
+            })
+            .await;
     }
 
     pub async fn append(&self, ck: &mut TestClerk, key: &str, value: &str, record: bool) {
@@ -375,11 +338,12 @@ impl KvConfig {
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        self.record(cli, input, async {
-            ck.ck.append(key, value).await;
-            String::new()
-        })
-        .await;
+        self.history
+            .record(cli, input, async {
+                ck.ck.append(key, value).await;
+                String::new()
+            })
+            .await;
     }
 
     /// Checks that `key` reads `value` (the original's `check`).
@@ -394,7 +358,7 @@ impl KvConfig {
             Instant::now(),
             self.net.total_count(),
             self.net.total_bytes(),
-            self.ops.load(Ordering::Relaxed),
+            self.history.ops(),
         );
     }
 
@@ -407,7 +371,7 @@ impl KvConfig {
             self.n,
             self.net.total_count() - rpcs0,
             self.net.total_bytes() - bytes0,
-            self.ops.load(Ordering::Relaxed) - ops0,
+            self.history.ops() - ops0,
             self.sim.seed()
         );
     }
@@ -415,12 +379,7 @@ impl KvConfig {
     /// Checks the recorded history for linearizability; on failure writes the HTML page and
     /// panics with its path.
     pub fn check_linearizable(&self) {
-        let history = self
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        crate::check_kv_history(&history, self.sim.seed());
+        self.history.check(self.sim.seed());
     }
 }
 

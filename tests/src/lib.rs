@@ -17,10 +17,12 @@ pub mod shardctrler_harness;
 pub mod shardkv_harness;
 
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use labrpc::Sim;
-use lincheck::models::kv::{KvInput, KvModel, KvOutput};
+use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
 use lincheck::{CheckResult, Operation};
 
 /// Runs one simulated test: seed and trace from the environment, the replay line on failure,
@@ -71,5 +73,61 @@ pub fn check_kv_history(history: &[Operation<KvInput, KvOutput>], seed: u64) {
                  not counted as a pass"
             );
         }
+    }
+}
+
+/// The history of a key/value test's client operations, for the linearizability check.
+#[derive(Default)]
+pub struct KvHistory {
+    /// Orders every call and return. A simulation runs on one thread, so this counter is the
+    /// exact real-time order (virtual time alone has ties).
+    clock: AtomicU64,
+    /// Operations completed, recorded or not (for the summary line).
+    ops: AtomicU64,
+    ops_recorded: Mutex<Vec<Operation<KvInput, KvOutput>>>,
+}
+
+impl KvHistory {
+    /// Runs one client operation; with `client` it goes into the history.
+    pub async fn record<F>(&self, client: Option<u64>, input: KvInput, op: F) -> String
+    where
+        F: Future<Output = String>,
+    {
+        let call = self.clock.fetch_add(1, Ordering::Relaxed);
+        let out = op.await;
+        let ret = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        if let Some(client_id) = client {
+            let output = match input.op {
+                KvOp::Get => KvOutput::Value(out.clone()),
+                KvOp::Put | KvOp::Append => KvOutput::Done,
+            };
+            self.ops_recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Operation {
+                    client_id,
+                    input,
+                    call,
+                    output,
+                    ret,
+                });
+        }
+        out
+    }
+
+    /// Operations completed so far.
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+
+    /// Checks the recorded operations (see [`check_kv_history`]).
+    pub fn check(&self, seed: u64) {
+        let history = self
+            .ops_recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        check_kv_history(&history, seed);
     }
 }

@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use labrpc::{ClientEnd, Network, Persister, Server, Sim, TaskGroup};
-use lincheck::Operation;
-use lincheck::models::kv::{KvInput, KvOp, KvOutput};
+use lincheck::models::kv::{KvInput, KvOp};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rand_chacha::ChaCha8Rng;
@@ -87,11 +86,8 @@ pub struct ShardKvConfig {
     ends: EndMaker,
     rng: Mutex<ChaCha8Rng>,
     next_client_id: AtomicU64,
-    /// Orders every call and return of the history (see the kvraft tester).
-    clock: AtomicU64,
-    history: Mutex<Vec<Operation<KvInput, KvOutput>>>,
+    history: crate::KvHistory,
     t0: Mutex<(Instant, u64, u64, u64)>,
-    ops: AtomicU64,
 }
 
 impl ShardKvConfig {
@@ -130,10 +126,8 @@ impl ShardKvConfig {
             ends,
             rng: Mutex::new(rng),
             next_client_id: AtomicU64::new(1000),
-            clock: AtomicU64::new(0),
-            history: Mutex::new(Vec::new()),
+            history: crate::KvHistory::default(),
             t0: Mutex::new((Instant::now(), 0, 0, 0)),
-            ops: AtomicU64::new(0),
         });
         for gi in 0..ngroups {
             for i in 0..n {
@@ -377,37 +371,6 @@ impl ShardKvConfig {
         self.net.set_reliable(yes);
     }
 
-    fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::Relaxed)
-    }
-
-    async fn record<F>(&self, cli: Option<u64>, input: KvInput, op: F) -> String
-    where
-        F: std::future::Future<Output = String>,
-    {
-        let call = self.tick();
-        let out = op.await;
-        let ret = self.tick();
-        self.ops.fetch_add(1, Ordering::Relaxed);
-        if let Some(client_id) = cli {
-            let output = match input.op {
-                KvOp::Get => KvOutput::Value(out.clone()),
-                KvOp::Put | KvOp::Append => KvOutput::Done,
-            };
-            self.history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Operation {
-                    client_id,
-                    input,
-                    call,
-                    output,
-                    ret,
-                });
-        }
-        out
-    }
-
     /// `ck.Get(key)`; with `record`, the operation goes into the history.
     pub async fn get(&self, ck: &mut TestClerk, key: &str, record: bool) -> String {
         let input = KvInput {
@@ -415,7 +378,8 @@ impl ShardKvConfig {
             key: key.to_owned(),
             value: String::new(),
         };
-        self.record(record.then_some(ck.id), input, ck.ck.get(key))
+        self.history
+            .record(record.then_some(ck.id), input, ck.ck.get(key))
             .await
     }
 
@@ -425,11 +389,12 @@ impl ShardKvConfig {
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        self.record(record.then_some(ck.id), input, async {
-            ck.ck.put(key, value).await;
-            String::new()
-        })
-        .await;
+        self.history
+            .record(record.then_some(ck.id), input, async {
+                ck.ck.put(key, value).await;
+                String::new()
+            })
+            .await;
     }
 
     pub async fn append(&self, ck: &mut TestClerk, key: &str, value: &str, record: bool) {
@@ -438,11 +403,12 @@ impl ShardKvConfig {
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        self.record(record.then_some(ck.id), input, async {
-            ck.ck.append(key, value).await;
-            String::new()
-        })
-        .await;
+        self.history
+            .record(record.then_some(ck.id), input, async {
+                ck.ck.append(key, value).await;
+                String::new()
+            })
+            .await;
     }
 
     /// The original's `check(t, ck, key, value)`, recorded.
@@ -457,7 +423,7 @@ impl ShardKvConfig {
             Instant::now(),
             self.net.total_count(),
             self.net.total_bytes(),
-            self.ops.load(Ordering::Relaxed),
+            self.history.ops(),
         );
     }
 
@@ -470,7 +436,7 @@ impl ShardKvConfig {
             self.n,
             self.net.total_count() - rpcs0,
             self.net.total_bytes() - bytes0,
-            self.ops.load(Ordering::Relaxed) - ops0,
+            self.history.ops() - ops0,
             self.sim.seed()
         );
     }
@@ -478,12 +444,7 @@ impl ShardKvConfig {
     /// Checks the recorded history for linearizability; on failure writes the HTML page and
     /// panics with its path.
     pub fn check_linearizable(&self) {
-        let history = self
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        crate::check_kv_history(&history, self.sim.seed());
+        self.history.check(self.sim.seed());
     }
 }
 
