@@ -14,7 +14,6 @@ use lincheck::models::kv::{KvInput, KvOp};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use tokio::time::Instant;
 
 /// The original's `electionTimeout`.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -50,7 +49,7 @@ pub struct KvConfig {
     rng: Mutex<ChaCha8Rng>,
     next_client_id: AtomicU64,
     history: crate::KvHistory,
-    t0: Mutex<(Instant, u64, u64, u64)>,
+    summary: crate::Summary,
 }
 
 impl KvConfig {
@@ -91,7 +90,7 @@ impl KvConfig {
             rng: Mutex::new(sim.rng("tester", 0)),
             next_client_id: AtomicU64::new(n as u64 + 1000),
             history: crate::KvHistory::default(),
-            t0: Mutex::new((Instant::now(), 0, 0, 0)),
+            summary: crate::Summary::new(),
         });
         for i in 0..n {
             cfg.start_server(i);
@@ -353,27 +352,14 @@ impl KvConfig {
     }
 
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
-        *self.t0.lock().unwrap_or_else(|p| p.into_inner()) = (
-            Instant::now(),
-            self.net.total_count(),
-            self.net.total_bytes(),
-            self.history.ops(),
-        );
+        self.summary
+            .begin(description, &self.net, self.history.ops());
     }
 
     /// Prints the original's summary line: simulated seconds, peers, RPCs, bytes, client ops.
     pub fn end(&self) {
-        let (t0, rpcs0, bytes0, ops0) = *self.t0.lock().unwrap_or_else(|p| p.into_inner());
-        let secs = Instant::now().duration_since(t0).as_secs_f64();
-        println!(
-            "  ... Passed --  {secs:5.1}s {} {:5} {:8} {:5}  (seed {})",
-            self.n,
-            self.net.total_count() - rpcs0,
-            self.net.total_bytes() - bytes0,
-            self.history.ops() - ops0,
-            self.sim.seed()
-        );
+        self.summary
+            .end(self.n, &self.net, Some(self.history.ops()), self.sim.seed());
     }
 
     /// Checks the recorded history for linearizability; on failure writes the HTML page and

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use labrpc::Sim;
+use labrpc::{Network, Sim};
 use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
 use lincheck::{CheckResult, Operation};
 
@@ -129,5 +129,49 @@ impl KvHistory {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         check_kv_history(&history, seed);
+    }
+}
+
+/// What a test used, for the line each test prints when it passes (the original's
+/// `begin`/`end`): simulated seconds, servers, RPCs, bytes and, where the lab counts them,
+/// commands or client operations, with the seed.
+pub struct Summary {
+    start: Mutex<(tokio::time::Instant, u64, u64, u64)>,
+}
+
+impl Summary {
+    pub fn new() -> Self {
+        Summary {
+            start: Mutex::new((tokio::time::Instant::now(), 0, 0, 0)),
+        }
+    }
+
+    /// Prints the test's description and remembers the counters.
+    pub fn begin(&self, description: &str, net: &Network, count: u64) {
+        println!("{description} ...");
+        *self.start.lock().unwrap_or_else(|p| p.into_inner()) = (
+            tokio::time::Instant::now(),
+            net.total_count(),
+            net.total_bytes(),
+            count,
+        );
+    }
+
+    /// Prints the summary line; `count` is `None` for labs that count neither.
+    pub fn end(&self, servers: usize, net: &Network, count: Option<u64>, seed: u64) {
+        let (t0, rpcs0, bytes0, count0) = *self.start.lock().unwrap_or_else(|p| p.into_inner());
+        let secs = tokio::time::Instant::now().duration_since(t0).as_secs_f64();
+        let count = count.map_or(String::new(), |c| format!(" {:5}", c - count0));
+        println!(
+            "  ... Passed --  {secs:5.1}s {servers} {:6} {:9}{count}  (seed {seed})",
+            net.total_count() - rpcs0,
+            net.total_bytes() - bytes0,
+        );
+    }
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self::new()
     }
 }

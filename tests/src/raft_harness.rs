@@ -146,7 +146,7 @@ pub struct Config {
     snapshot: bool,
     state: Arc<Mutex<Shared>>,
     rng: Mutex<ChaCha8Rng>,
-    t0: Mutex<(Instant, String, u64, u64, u64)>,
+    summary: crate::Summary,
 }
 
 impl Config {
@@ -174,7 +174,7 @@ impl Config {
                 incarnation: vec![0; n],
             })),
             rng: Mutex::new(sim.rng("tester", 0)),
-            t0: Mutex::new((Instant::now(), String::new(), 0, 0, 0)),
+            summary: crate::Summary::new(),
         };
         for i in 0..n {
             cfg.start1(i);
@@ -352,33 +352,17 @@ impl Config {
 
     /// Starts a test: prints its name and remembers the counters, to report what it used.
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
         let max_index = self.lock().max_index;
-        *self.t0.lock().unwrap_or_else(|p| p.into_inner()) = (
-            Instant::now(),
-            description.to_owned(),
-            self.rpc_total(),
-            self.bytes_total(),
-            max_index,
-        );
+        self.summary.begin(description, &self.net, max_index);
     }
 
     /// Ends a test: checks no apply errors and prints the original's summary line (simulated
     /// seconds, peers, RPCs, bytes, commands) with the seed.
     pub fn end(&self) {
         self.check_apply_errors();
-        let (t0, _, rpcs0, bytes0, idx0) =
-            self.t0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let secs = Instant::now().duration_since(t0).as_secs_f64();
-        let ncmds = self.lock().max_index - idx0;
-        println!(
-            "  ... Passed --  {secs:5.1}s {} {:5} {:8} {:4}  (seed {})",
-            self.n,
-            self.rpc_total() - rpcs0,
-            self.bytes_total() - bytes0,
-            ncmds,
-            self.sim.seed()
-        );
+        let max_index = self.lock().max_index;
+        self.summary
+            .end(self.n, &self.net, Some(max_index), self.sim.seed());
     }
 
     fn check_apply_errors(&self) {

@@ -16,7 +16,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use shardkv::ctrler::{Clerk, Config, CtrlerServer, Gid, NSHARDS};
 use shardkv::rsm::RsmOptions;
-use tokio::time::Instant;
 
 /// The original's `checkTimeout`: every controller test must finish within this much simulated
 /// time.
@@ -195,7 +194,7 @@ pub struct CtrlerConfig {
     sim: Sim,
     rng: Mutex<ChaCha8Rng>,
     next_client_id: AtomicU64,
-    t0: Mutex<(Instant, u64, u64)>,
+    summary: crate::Summary,
 }
 
 impl CtrlerConfig {
@@ -210,7 +209,7 @@ impl CtrlerConfig {
             sim: sim.clone(),
             rng: Mutex::new(sim.rng("tester", 0)),
             next_client_id: AtomicU64::new(1),
-            t0: Mutex::new((Instant::now(), 0, 0)),
+            summary: crate::Summary::new(),
         })
     }
 
@@ -231,25 +230,13 @@ impl CtrlerConfig {
     }
 
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
-        *self.t0.lock().unwrap_or_else(|p| p.into_inner()) = (
-            Instant::now(),
-            self.net.total_count(),
-            self.net.total_bytes(),
-        );
+        self.summary.begin(description, &self.net, 0);
     }
 
     /// Prints the original's "Passed" line with simulated seconds, replicas, RPCs and bytes.
     pub fn end(&self) {
-        let (t0, rpcs0, bytes0) = *self.t0.lock().unwrap_or_else(|p| p.into_inner());
-        println!(
-            "  ... Passed --  {:5.1}s {} {:5} {:8}  (seed {})",
-            Instant::now().duration_since(t0).as_secs_f64(),
-            self.cluster.n,
-            self.net.total_count() - rpcs0,
-            self.net.total_bytes() - bytes0,
-            self.sim.seed()
-        );
+        self.summary
+            .end(self.cluster.n, &self.net, None, self.sim.seed());
     }
 }
 

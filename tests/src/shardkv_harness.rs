@@ -17,7 +17,6 @@ use rand::distr::Alphanumeric;
 use rand_chacha::ChaCha8Rng;
 use shardkv::ctrler::{self, Config, Gid};
 use shardkv::{Clerk, MakeEnd, ServerOptions, ShardKvServer};
-use tokio::time::Instant;
 
 use crate::shardctrler_harness::CtrlerCluster;
 
@@ -87,7 +86,7 @@ pub struct ShardKvConfig {
     rng: Mutex<ChaCha8Rng>,
     next_client_id: AtomicU64,
     history: crate::KvHistory,
-    t0: Mutex<(Instant, u64, u64, u64)>,
+    summary: crate::Summary,
 }
 
 impl ShardKvConfig {
@@ -127,7 +126,7 @@ impl ShardKvConfig {
             rng: Mutex::new(rng),
             next_client_id: AtomicU64::new(1000),
             history: crate::KvHistory::default(),
-            t0: Mutex::new((Instant::now(), 0, 0, 0)),
+            summary: crate::Summary::new(),
         });
         for gi in 0..ngroups {
             for i in 0..n {
@@ -418,27 +417,14 @@ impl ShardKvConfig {
     }
 
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
-        *self.t0.lock().unwrap_or_else(|p| p.into_inner()) = (
-            Instant::now(),
-            self.net.total_count(),
-            self.net.total_bytes(),
-            self.history.ops(),
-        );
+        self.summary
+            .begin(description, &self.net, self.history.ops());
     }
 
     /// Prints the "Passed" line: simulated seconds, servers per group, RPCs, bytes, client ops.
     pub fn end(&self) {
-        let (t0, rpcs0, bytes0, ops0) = *self.t0.lock().unwrap_or_else(|p| p.into_inner());
-        println!(
-            "  ... Passed --  {:5.1}s {} {:6} {:9} {:5}  (seed {})",
-            Instant::now().duration_since(t0).as_secs_f64(),
-            self.n,
-            self.net.total_count() - rpcs0,
-            self.net.total_bytes() - bytes0,
-            self.history.ops() - ops0,
-            self.sim.seed()
-        );
+        self.summary
+            .end(self.n, &self.net, Some(self.history.ops()), self.sim.seed());
     }
 
     /// Checks the recorded history for linearizability; on failure writes the HTML page and
