@@ -25,6 +25,7 @@
 
 pub mod network;
 pub mod persister;
+pub mod planted;
 pub mod sim;
 
 pub use network::{ClientEnd, Network, RpcError, Server, Service};

@@ -44,7 +44,7 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Follower,
     Candidate,
@@ -52,7 +52,7 @@ pub enum Role {
 }
 
 /// The leader's view of one follower (Figure 2, "Volatile state on leaders").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Progress {
     /// Index of the next entry to send.
     pub next: LogIndex,
@@ -104,6 +104,11 @@ impl Persist<'_> {
     /// The whole persistent state (term, vote, log) encoded as one blob.
     pub fn raft_state(&self) -> Vec<u8> {
         persist::encode(self.term, self.voted_for, self.log)
+    }
+
+    /// The whole log as it is now saved (after the changes this `Persist` describes).
+    pub fn log(&self) -> &RaftLog {
+        self.log
     }
 }
 
@@ -180,7 +185,8 @@ pub struct Status {
     pub snapshot_index: LogIndex,
 }
 
-/// One Raft node's protocol state.
+/// One Raft node's protocol state. Cloning copies it whole (the model checker explores states).
+#[derive(Clone)]
 pub struct Raft {
     pub(crate) config: Config,
     pub(crate) rng: ChaCha8Rng,
@@ -277,6 +283,10 @@ impl Raft {
         self.config.id
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn term(&self) -> Term {
         self.term
     }
@@ -305,6 +315,28 @@ impl Raft {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
         }
+    }
+
+    /// Feeds the protocol state to `h`: everything that decides what the node does next,
+    /// except its random generator and the length of its current election timeout (which only
+    /// matter to ticks). Two cores with the same fingerprint behave alike under the same
+    /// messages and elections; the model checker uses it to recognise states it has seen.
+    pub fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        self.config.id.hash(h);
+        self.term.hash(h);
+        self.voted_for.hash(h);
+        self.log.hash(h);
+        self.snapshot.hash(h);
+        self.role.hash(h);
+        self.leader.hash(h);
+        self.commit.hash(h);
+        self.applied.hash(h);
+        self.election_elapsed.hash(h);
+        self.heartbeat_elapsed.hash(h);
+        self.votes.hash(h);
+        self.progress.hash(h);
+        self.broadcast_pending.hash(h);
     }
 
     /// The leader's progress for each follower (empty unless leader).
@@ -476,7 +508,7 @@ impl Raft {
             }
             self.term = term;
             self.voted_for = None;
-            self.state_dirty = true;
+            self.state_dirty = !labrpc::planted!(TermNotPersisted);
         }
         self.role = Role::Follower;
         self.leader = leader;

@@ -17,6 +17,7 @@ use tracing::error;
 
 use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
 use crate::message::Envelope;
+use crate::observe::Observer;
 use crate::persist::{PersistError, Storage};
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -73,7 +74,7 @@ enum Input {
 }
 
 /// Driver settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Length of one core tick.
     pub tick: Duration,
@@ -82,6 +83,8 @@ pub struct Options {
     /// AppendEntries). For real clusters on a multi-threaded runtime; in a simulation it would
     /// only reorder work.
     pub coalesce: bool,
+    /// Told about every step of the node (a test harness's safety monitor).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Default for Options {
@@ -89,7 +92,18 @@ impl Default for Options {
         Options {
             tick: Duration::from_millis(10),
             coalesce: false,
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("tick", &self.tick)
+            .field("coalesce", &self.coalesce)
+            .field("observer", &self.observer.is_some())
+            .finish()
     }
 }
 
@@ -116,6 +130,9 @@ impl Node {
     ) -> Result<Node, PersistError> {
         let (state, snapshot) = storage.load()?;
         let core = Raft::with_state(config, state, snapshot, rng);
+        if let Some(o) = &options.observer {
+            o.boot(&core);
+        }
         let id = core.id();
         let status = Arc::new(Mutex::new(core.status()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -130,6 +147,7 @@ impl Node {
             tasks: tasks.clone(),
             waiting: VecDeque::new(),
             coalesce: options.coalesce,
+            observer: options.observer.clone(),
         };
         tasks.spawn(driver.run(options.tick));
         Ok(Node {
@@ -213,6 +231,7 @@ struct Driver<T, S> {
     /// Reply channels of the requests stepped since the last `ready()`, in order.
     waiting: VecDeque<oneshot::Sender<Envelope>>,
     coalesce: bool,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl<T: Transport, S: Storage> Driver<T, S> {
@@ -227,7 +246,10 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                     Some(input) => self.handle(input),
                     None => return,
                 },
-                _ = ticker.tick() => self.core.tick(),
+                _ = ticker.tick() => {
+                    self.core.tick();
+                    self.observe_input();
+                }
             }
             // Take everything already queued, so one Ready (one persist, one broadcast) covers it.
             while let Ok(input) = self.rx.try_recv() {
@@ -259,10 +281,24 @@ impl<T: Transport, S: Storage> Driver<T, S> {
         }
     }
 
+    fn observe_input(&self) {
+        if let Some(o) = &self.observer {
+            o.after_input(&self.core);
+        }
+    }
+
     fn handle(&mut self, input: Input) {
+        self.handle_input(input);
+        self.observe_input();
+    }
+
+    fn handle_input(&mut self, input: Input) {
         match input {
             Input::Step(env, reply_to) => {
                 let request = env.msg.is_request();
+                if let Some(o) = &self.observer {
+                    o.before_step(&self.core, &env);
+                }
                 self.core.step(env);
                 if request {
                     // The core replies to every request, in order; a request arriving as a
@@ -280,9 +316,20 @@ impl<T: Transport, S: Storage> Driver<T, S> {
     }
 
     fn flush(&mut self) -> Result<(), PersistError> {
+        let id = self.core.id();
         let ready = self.core.ready();
         let storage = &mut self.storage;
-        let out = ready.persist(|p| storage.save(p))?;
+        let observer = &self.observer;
+        let out = ready.persist(|p| {
+            storage.save(p)?;
+            if let Some(o) = observer {
+                o.persisted(id, p);
+            }
+            Ok(())
+        })?;
+        if let Some(o) = &self.observer {
+            o.released(&self.core, &out);
+        }
         for reply in out.replies {
             if let Some(tx) = self.waiting.pop_front() {
                 let _ = tx.send(reply);

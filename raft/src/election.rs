@@ -1,5 +1,6 @@
 //! Leader election (section 5.2) and the election restriction (section 5.4.1).
 
+use labrpc::planted;
 use tracing::info;
 
 use crate::core::{Progress, Raft, Role};
@@ -60,12 +61,13 @@ impl Raft {
         if req.term == self.term {
             // 2. If votedFor is null or candidateId, and the candidate's log is at least as
             //    up-to-date as the receiver's log, grant the vote.
-            let free = self.voted_for.is_none() || self.voted_for == Some(from);
-            if free && self.candidate_log_is_up_to_date(&req) {
+            let free =
+                self.voted_for.is_none() || self.voted_for == Some(from) || planted!(VoteTwice);
+            if free && (self.candidate_log_is_up_to_date(&req) || planted!(VoteIgnoresLog)) {
                 granted = true;
                 if self.voted_for != Some(from) {
                     self.voted_for = Some(from);
-                    self.state_dirty = true;
+                    self.state_dirty = !planted!(VoteNotPersisted);
                 }
                 // Granting a vote resets the election timer, so a node does not compete with
                 // the candidate it just voted for.
@@ -95,7 +97,8 @@ impl Raft {
     pub(crate) fn handle_vote_reply(&mut self, from: NodeId, reply: RequestVoteReply) {
         // SOLUTION BEGIN: handle_vote_reply: count the votes of the current election (ignore stale replies) and become leader on a majority
         // A reply from an older term (or arriving after we stopped campaigning) counts for nothing.
-        if self.role != Role::Candidate || reply.term != self.term {
+        if self.role != Role::Candidate || (reply.term != self.term && !planted!(StaleVoteCounted))
+        {
             return;
         }
         self.votes.insert(from, reply.vote_granted);

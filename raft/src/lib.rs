@@ -54,14 +54,16 @@ pub mod driver;
 pub mod election;
 pub mod log;
 pub mod message;
+pub mod observe;
 pub mod persist;
 pub mod replication;
 pub mod snapshot;
 pub mod types;
 
-pub use crate::core::{Apply, Config, NotLeader, Persist, Raft, Ready, Role, Status};
+pub use crate::core::{Apply, Config, NotLeader, Persist, Persisted, Raft, Ready, Role, Status};
 pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use log::Entry;
 pub use message::{Envelope, Message};
+pub use observe::Observer;
 pub use persist::{HardState, PersistError, Storage};
 pub use types::{LogIndex, NodeId, Term};

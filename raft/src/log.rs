@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::{LogIndex, Term};
 
 /// One log entry: the term it was created in and the service's opaque command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
     /// Encoded as one byte string rather than a sequence of numbers: the same bytes on the
@@ -46,6 +46,15 @@ impl PartialEq for RaftLog {
 }
 
 impl Eq for RaftLog {}
+
+/// Hashes what equality compares.
+impl std::hash::Hash for RaftLog {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.snapshot_index.hash(state);
+        self.snapshot_term.hash(state);
+        self.entries.hash(state);
+    }
+}
 
 fn encode_entry(entry: &Entry, out: Vec<u8>) -> Vec<u8> {
     // Encoding integers and bytes into a Vec cannot fail; keep `out` intact if it ever did.

@@ -8,14 +8,14 @@ use crate::log::Entry;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A message with its sender and receiver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Envelope {
     pub from: NodeId,
     pub to: NodeId,
     pub msg: Message,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Message {
     RequestVote(RequestVote),
     RequestVoteReply(RequestVoteReply),
@@ -60,21 +60,21 @@ impl Message {
 }
 
 /// Invoked by candidates to gather votes (section 5.2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RequestVote {
     pub term: Term,
     pub last_log_index: LogIndex,
     pub last_log_term: Term,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RequestVoteReply {
     pub term: Term,
     pub vote_granted: bool,
 }
 
 /// Invoked by the leader to replicate entries (section 5.3); also the heartbeat (section 5.2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppendEntries {
     pub term: Term,
     pub prev_log_index: LogIndex,
@@ -83,7 +83,7 @@ pub struct AppendEntries {
     pub leader_commit: LogIndex,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppendEntriesReply {
     pub term: Term,
     pub success: bool,
@@ -101,7 +101,7 @@ pub struct AppendEntriesReply {
 
 /// Invoked by the leader to send a snapshot to a follower that lags behind the leader's log
 /// (section 7, Figure 13). Sent in one piece, as in the labs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InstallSnapshot {
     pub term: Term,
     pub last_included_index: LogIndex,
@@ -110,7 +110,7 @@ pub struct InstallSnapshot {
     pub data: Vec<u8>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InstallSnapshotReply {
     pub term: Term,
     /// What the follower now has through snapshots: the request's index when it installed the

@@ -1,6 +1,7 @@
 //! Log replication (section 5.3), the commitment rule (section 5.4.2, Figure 8) and the fast
 //! backtracking of nextIndex after a rejected AppendEntries.
 
+use labrpc::planted;
 use tracing::debug;
 
 use crate::core::{Raft, Role};
@@ -65,7 +66,7 @@ impl Raft {
         // SOLUTION BEGIN: handle_append_entries: reject stale terms; follow the sender and reset the election timer; check prevLogIndex/prevLogTerm (reject with a conflict hint), skip entries the snapshot covers, truncate conflicting entries, append new ones and advance commitIndex (Figure 2, AppendEntries RPC)
         // 1. Reply false if term < currentTerm. (`conflict_index` 0 tells the leader the refusal
         //    is about the term, not about its log.)
-        if req.term < self.term {
+        if req.term < self.term && !planted!(AppendAcceptsStaleTerm) {
             self.reject_append(from, None, LogIndex(0));
             return;
         }
@@ -75,6 +76,18 @@ impl Raft {
             self.become_follower(req.term, Some(from));
         }
         self.reset_election_timer();
+        if planted!(TruncateMatchingSuffix) && !req.entries.is_empty() {
+            // "Delete everything after prevLogIndex, then append": loses entries a newer,
+            // reordered AppendEntries already appended and that were acknowledged.
+            let cut = req
+                .prev_log_index
+                .next()
+                .max(self.log.snapshot_index().next());
+            if self.log.term_at(req.prev_log_index) == Some(req.prev_log_term) {
+                self.log.truncate_from(cut);
+                self.state_dirty = true;
+            }
+        }
 
         let mut prev = req.prev_log_index;
         let mut entries = req.entries.as_slice();
@@ -106,6 +119,7 @@ impl Raft {
                 Some(_) => {}
             }
         }
+        let dirty = !planted!(EntriesNotPersisted);
         // 3. If an existing entry conflicts with a new one (same index, different terms),
         //    delete it and all that follow. 4. Append any new entries not already in the log.
         //    Entries that match are left alone, so a stale, reordered AppendEntries cannot cut
@@ -127,7 +141,7 @@ impl Raft {
             for e in &entries[k..] {
                 self.log.append(e.clone());
             }
-            self.state_dirty = true;
+            self.state_dirty |= dirty;
             break;
         }
         let last_new = LogIndex(prev.0 + entries.len() as u64);
@@ -138,8 +152,17 @@ impl Raft {
     fn accept_append(&mut self, leader: NodeId, last_new: LogIndex, leader_commit: LogIndex) {
         // 5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last
         //    new entry): entries past what this request proved to match may still be stale.
-        let target = leader_commit.min(last_new);
+        let target = if planted!(CommitPastLastNew) {
+            leader_commit.min(self.log.last_index())
+        } else {
+            leader_commit.min(last_new)
+        };
         self.advance_commit(target);
+        let last_new = if planted!(MatchIndexFromOwnLog) {
+            self.log.last_index()
+        } else {
+            last_new
+        };
         let term = self.term;
         self.reply(
             leader,
@@ -175,7 +198,9 @@ impl Raft {
     /// The leader's side: advance the follower's progress, or back nextIndex up and retry.
     pub(crate) fn handle_append_reply(&mut self, from: NodeId, reply: AppendEntriesReply) {
         // SOLUTION BEGIN: handle_append_reply: on success advance the follower's matchIndex and nextIndex and try to commit; on failure move nextIndex back using the conflict hint and retry
-        if self.role != Role::Leader || reply.term != self.term {
+        if self.role != Role::Leader
+            || (reply.term != self.term && !planted!(StaleAppendReplyCounted))
+        {
             return; // a reply to an older term's request
         }
         if reply.success {
@@ -249,8 +274,14 @@ impl Raft {
         let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.matched).collect();
         matched.push(self.log.last_index());
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.quorum() - 1];
-        if n > self.commit && self.log.term_at(n) == Some(self.term) {
+        let quorum = if planted!(CommitWithoutMajority) {
+            (self.quorum() - 1).max(1)
+        } else {
+            self.quorum()
+        };
+        let n = matched[quorum - 1];
+        let own_term = self.log.term_at(n) == Some(self.term) || planted!(CommitOldTerm);
+        if n > self.commit && own_term {
             self.advance_commit(n);
         }
         // SOLUTION END

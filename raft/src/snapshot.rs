@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use labrpc::planted;
 use tracing::info;
 
 use crate::core::{Apply, Raft, Role};
@@ -73,14 +74,14 @@ impl Raft {
         }
         self.reset_election_timer();
         // A snapshot of what we already committed would only roll the state machine back.
-        if req.last_included_index > self.commit {
+        if req.last_included_index > self.commit || planted!(SnapshotRollsBack) {
             // 6-7. Keep the log entries after the snapshot if the log has its last entry;
             //      otherwise discard the entire log.
             self.log
                 .compact(req.last_included_index, req.last_included_term);
             self.snapshot = Arc::new(req.data);
             self.state_dirty = true;
-            self.snapshot_dirty = true;
+            self.snapshot_dirty = !planted!(SnapshotNotPersisted);
             // 8. Reset the state machine using the snapshot contents.
             self.commit = req.last_included_index;
             self.applied = req.last_included_index;

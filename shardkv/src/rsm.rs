@@ -88,6 +88,8 @@ pub struct RsmOptions {
     pub maxraftstate: Option<usize>,
     /// How long [`Rsm::submit`] waits for its command to commit.
     pub commit_timeout: Duration,
+    /// The Raft driver's settings.
+    pub raft: raft::Options,
 }
 
 impl Default for RsmOptions {
@@ -95,6 +97,7 @@ impl Default for RsmOptions {
         RsmOptions {
             maxraftstate: None,
             commit_timeout: Duration::from_millis(500),
+            raft: raft::Options::default(),
         }
     }
 }
@@ -166,7 +169,7 @@ impl<M: StateMachine> Rsm<M> {
             apply_tx,
             rng,
             tasks.clone(),
-            raft::Options::default(),
+            options.raft.clone(),
         )?;
         // Raft restarts with its applied index at its snapshot's, and keeps that index itself.
         let last_applied = rf.status().applied.0;

@@ -27,6 +27,8 @@ pub struct ServerOptions {
     pub maxraftstate: Option<usize>,
     /// How long a request waits for its operation to commit.
     pub commit_timeout: Duration,
+    /// The Raft driver's settings.
+    pub raft: raft::Options,
 }
 
 impl Default for ServerOptions {
@@ -34,6 +36,7 @@ impl Default for ServerOptions {
         ServerOptions {
             maxraftstate: None,
             commit_timeout: Duration::from_millis(500),
+            raft: raft::Options::default(),
         }
     }
 }
@@ -119,6 +122,7 @@ impl ShardKvServer {
             RsmOptions {
                 maxraftstate: options.maxraftstate,
                 commit_timeout: options.commit_timeout,
+                raft: options.raft,
             },
             GroupState::new(gid, me),
             rng,

@@ -50,6 +50,7 @@ pub struct KvConfig {
     next_client_id: AtomicU64,
     history: crate::KvHistory,
     summary: crate::Summary,
+    monitor: raftcheck::SharedMonitor,
 }
 
 impl KvConfig {
@@ -91,6 +92,7 @@ impl KvConfig {
             next_client_id: AtomicU64::new(n as u64 + 1000),
             history: crate::KvHistory::default(),
             summary: crate::Summary::new(),
+            monitor: crate::safety::monitor("kvraft"),
         });
         for i in 0..n {
             cfg.start_server(i);
@@ -215,11 +217,13 @@ impl KvConfig {
         st.saved[i] = st.saved[i].copy();
         let tasks = TaskGroup::new();
         st.tasks[i] = tasks.clone();
+        let mut options = self.options.clone();
+        options.raft.observer = crate::safety::observed(&self.monitor).observer;
         let kv = match KvServer::start(
             ends,
             i,
             st.saved[i].clone(),
-            self.options.clone(),
+            options,
             self.sim.rng("kvraft", ((i as u64) << 32) | inc),
             tasks,
         ) {
@@ -358,6 +362,7 @@ impl KvConfig {
 
     /// Prints the original's summary line: simulated seconds, peers, RPCs, bytes, client ops.
     pub fn end(&self) {
+        crate::safety::check(&self.monitor, "kvraft");
         self.summary
             .end(self.n, &self.net, Some(self.history.ops()), self.sim.seed());
     }
@@ -365,6 +370,7 @@ impl KvConfig {
     /// Checks the recorded history for linearizability; on failure writes the HTML page and
     /// panics with its path.
     pub fn check_linearizable(&self) {
+        crate::safety::check(&self.monitor, "kvraft");
         self.history.check(self.sim.seed());
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod kv_harness;
 pub mod raft_harness;
+pub mod safety;
 pub mod shardctrler_harness;
 pub mod shardkv_harness;
 
@@ -26,17 +27,71 @@ use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
 use lincheck::{CheckResult, Operation};
 
 /// Runs one simulated test: seed and trace from the environment, the replay line on failure,
-/// and a limit on simulated time.
+/// a limit on simulated time, and the safety monitors of every Raft group the test builds
+/// ([`safety`]): the first violation fails the test at once.
+///
+/// `RAFTLAB_PLANT=<bug>` switches one planted bug on for the run (see `labrpc::planted`; only
+/// the suites' own checks use it).
 pub fn sim_test<F, Fut>(limit: Duration, body: F)
 where
     F: FnOnce(Sim) -> Fut,
     Fut: Future<Output = ()>,
 {
-    labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
-        if tokio::time::timeout(limit, body(sim)).await.is_err() {
-            panic!("test took longer than {limit:?} of simulated time");
+    let _plant = plant_from_env();
+    let run = safety::RunSafety::new(labrpc::sim::seed_from_env());
+    let _installed = safety::install(run.clone());
+    let watched = run.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
+            tokio::select! {
+                biased;
+                v = watched.violated() => panic!("{v}"),
+                r = tokio::time::timeout(limit, body(sim)) => if r.is_err() {
+                    panic!("test took longer than {limit:?} of simulated time");
+                },
+            }
+            if let Some(v) = watched.violation() {
+                panic!("{v}");
+            }
+        });
+    }));
+    if let Err(panic) = outcome {
+        // A violation is the root cause of whatever failed after it.
+        match run.violation() {
+            Some(v) if !panic_text(panic.as_ref()).contains(&v) => panic!(
+                "{v}\n(the test then failed with: {})",
+                panic_text(panic.as_ref())
+            ),
+            _ => std::panic::resume_unwind(panic),
         }
-    });
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Switches on the planted bug named by `RAFTLAB_PLANT` until the guard is dropped.
+fn plant_from_env() -> impl Drop {
+    struct Guard(Option<labrpc::planted::Bug>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            labrpc::planted::set(self.0.take());
+        }
+    }
+    let bug = std::env::var("RAFTLAB_PLANT")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|name| match labrpc::planted::Bug::from_name(&name) {
+            Some(bug) if labrpc::planted::COMPILED_IN => bug,
+            Some(_) => panic!("RAFTLAB_PLANT={name}: planted bugs are not compiled in"),
+            None => panic!("RAFTLAB_PLANT={name}: no such planted bug"),
+        });
+    Guard(labrpc::planted::set(bug))
 }
 
 /// Wall-clock budget of the linearizability check at the end of a test. A correct service's

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use labrpc::{Network, Persister, Server, Sim, TaskGroup};
-use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, Options};
+use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId};
+use raftcheck::SharedMonitor;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rand_chacha::ChaCha8Rng;
@@ -147,6 +148,7 @@ pub struct Config {
     state: Arc<Mutex<Shared>>,
     rng: Mutex<ChaCha8Rng>,
     summary: crate::Summary,
+    monitor: SharedMonitor,
 }
 
 impl Config {
@@ -175,6 +177,7 @@ impl Config {
             })),
             rng: Mutex::new(sim.rng("tester", 0)),
             summary: crate::Summary::new(),
+            monitor: crate::safety::monitor("raft"),
         };
         for i in 0..n {
             cfg.start1(i);
@@ -271,7 +274,7 @@ impl Config {
             tx,
             self.sim.rng("raft", ((i as u64) << 32) | inc),
             tasks.clone(),
-            Options::default(),
+            crate::safety::observed(&self.monitor),
         ) {
             Ok(node) => node,
             Err(e) => panic!("server {i} cannot start: {e}"),
@@ -365,7 +368,14 @@ impl Config {
             .end(self.n, &self.net, Some(max_index), self.sim.seed());
     }
 
+    /// Fails the test if the safety monitor saw a violation (it also fails the test the moment
+    /// it happens; this is the tester's own checkpoint).
+    pub fn check_safety(&self) {
+        crate::safety::check(&self.monitor, "raft");
+    }
+
     fn check_apply_errors(&self) {
+        self.check_safety();
         let st = self.lock();
         for (i, e) in st.apply_err.iter().enumerate() {
             if let Some(e) = e {
@@ -380,6 +390,7 @@ impl Config {
         for _ in 0..10 {
             let ms = 450 + self.rand(100);
             sleep(Duration::from_millis(ms)).await;
+            self.check_safety();
             let mut leaders: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
             {
                 let st = self.lock();
@@ -440,6 +451,7 @@ impl Config {
 
     /// How many servers think the entry at `index` is committed, and its command.
     pub fn n_committed(&self, index: u64) -> (usize, Option<Cmd>) {
+        self.check_safety();
         let st = self.lock();
         let mut count = 0;
         let mut cmd: Option<Cmd> = None;

@@ -38,6 +38,7 @@ pub struct CtrlerCluster {
     prefix: String,
     state: Mutex<Replicas>,
     next_end: AtomicU64,
+    monitor: raftcheck::SharedMonitor,
 }
 
 impl CtrlerCluster {
@@ -56,12 +57,19 @@ impl CtrlerCluster {
                 incarnation: vec![0; n],
             }),
             next_end: AtomicU64::new(0),
+            monitor: crate::safety::monitor(&format!("{prefix}ctrler")),
         };
         for i in 0..n {
             cluster.start_server(i);
         }
         cluster.connect_all();
         cluster
+    }
+
+    /// Fails the test if the controller's Raft broke an invariant (a checkpoint; the monitor
+    /// also fails the test the moment it happens).
+    pub fn check_safety(&self) {
+        crate::safety::check(&self.monitor, &format!("{}ctrler", self.prefix));
     }
 
     fn lock(&self) -> MutexGuard<'_, Replicas> {
@@ -134,7 +142,10 @@ impl CtrlerCluster {
             ends,
             i,
             st.saved[i].clone(),
-            RsmOptions::default(),
+            RsmOptions {
+                raft: crate::safety::observed(&self.monitor),
+                ..RsmOptions::default()
+            },
             self.sim.rng(&format!("{}ctrler", self.prefix), seed),
             &tasks,
         ) {
@@ -235,6 +246,7 @@ impl CtrlerConfig {
 
     /// Prints the original's "Passed" line with simulated seconds, replicas, RPCs and bytes.
     pub fn end(&self) {
+        self.cluster.check_safety();
         self.summary
             .end(self.cluster.n, &self.net, None, self.sim.seed());
     }

@@ -46,6 +46,7 @@ struct Group {
     /// `mendnames[i][j]`: server i's end to controller j.
     mendnames: Vec<Vec<String>>,
     incarnation: Vec<u64>,
+    monitor: raftcheck::SharedMonitor,
 }
 
 /// Makes uniquely named, connected and enabled ends (the tester's `make_end`).
@@ -105,6 +106,7 @@ impl ShardKvConfig {
         let groups = (0..ngroups)
             .map(|gi| Group {
                 gid: 100 + gi as Gid,
+                monitor: crate::safety::monitor(&format!("group {}", 100 + gi as Gid)),
                 servers: vec![None; n],
                 tasks: (0..n).map(|_| TaskGroup::new()).collect(),
                 saved: (0..n).map(|_| Persister::new()).collect(),
@@ -210,6 +212,7 @@ impl ShardKvConfig {
         gg.tasks[i] = tasks.clone();
         let options = ServerOptions {
             maxraftstate: self.maxraftstate,
+            raft: crate::safety::observed(&gg.monitor),
             ..ServerOptions::default()
         };
         let seed = gid << 40 | (i as u64) << 32 | inc;
@@ -416,6 +419,15 @@ impl ShardKvConfig {
         assert_eq!(v, value, "Get({key}): expected:\n{value}\nreceived:\n{v}");
     }
 
+    /// Fails the test if a group's or the controller's Raft broke an invariant (a checkpoint;
+    /// the monitors also fail the test the moment it happens).
+    pub fn check_safety(&self) {
+        self.ctrlers.check_safety();
+        for gg in self.lock().iter() {
+            crate::safety::check(&gg.monitor, &format!("group {}", gg.gid));
+        }
+    }
+
     pub fn begin(&self, description: &str) {
         self.summary
             .begin(description, &self.net, self.history.ops());
@@ -423,6 +435,7 @@ impl ShardKvConfig {
 
     /// Prints the "Passed" line: simulated seconds, servers per group, RPCs, bytes, client ops.
     pub fn end(&self) {
+        self.check_safety();
         self.summary
             .end(self.n, &self.net, Some(self.history.ops()), self.sim.seed());
     }
@@ -430,6 +443,7 @@ impl ShardKvConfig {
     /// Checks the recorded history for linearizability; on failure writes the HTML page and
     /// panics with its path.
     pub fn check_linearizable(&self) {
+        self.check_safety();
         self.history.check(self.sim.seed());
     }
 }

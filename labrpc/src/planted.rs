@@ -1,0 +1,110 @@
+//! Planted bugs: classic student mistakes that the reference solutions can be switched into, one
+//! at a time, to prove that the graded suites catch them (`tests/tests/suite_checks.rs`).
+//!
+//! A hook in the reference code reads `planted!(VoteTwice)`: `false` unless the crate is built
+//! with the `planted-bugs` feature **and** that bug was switched on for the current thread with
+//! [`set`] (a simulated run is one thread). The hooks sit inside the SOLUTION regions, so a
+//! handout, which replaces those regions with stubs, carries none of them.
+//!
+//! The test harness switches a bug on for a run from `RAFTLAB_PLANT=<name>`
+//! ([`Bug::from_name`]); the grader never sets it.
+
+use std::cell::Cell;
+
+macro_rules! bugs {
+    ($($(#[doc = $doc:literal])* $name:ident => $text:literal,)*) => {
+        /// Every bug that can be planted, named after the mistake.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Bug {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Bug {
+            /// Every bug, in declaration order.
+            pub const ALL: &'static [Bug] = &[$(Bug::$name,)*];
+
+            /// The name used in `RAFTLAB_PLANT` (the variant's name).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Bug::$name => stringify!($name),)*
+                }
+            }
+
+            /// What the mistake is, in one line.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Bug::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+bugs! {
+    // Raft: votes (section 5.2, 5.4.1).
+    VoteIgnoresLog => "grants votes without the election restriction (candidate's log at least as up-to-date, 5.4.1)",
+    VoteTwice => "grants a vote in the current term even after voting for another candidate",
+    VoteNotPersisted => "does not persist votedFor when granting a vote",
+    TermNotPersisted => "does not persist currentTerm when adopting a higher term",
+    StaleVoteCounted => "counts vote replies from earlier terms",
+    // Raft: replication and commitment (5.3, 5.4.2).
+    EntriesNotPersisted => "a follower does not persist the entries it appends before acknowledging them",
+    AppendAcceptsStaleTerm => "a follower accepts AppendEntries from a leader of an older term",
+    TruncateMatchingSuffix => "a follower deletes everything after prevLogIndex, even entries that match",
+    MatchIndexFromOwnLog => "a follower reports its whole log as matching, not just what the request proved",
+    CommitPastLastNew => "a follower advances commitIndex to leaderCommit without bounding it by the last new entry",
+    StaleAppendReplyCounted => "a leader counts AppendEntries replies from earlier terms",
+    CommitOldTerm => "a leader commits entries of earlier terms by counting replicas (the Figure 8 mistake)",
+    CommitWithoutMajority => "a leader's commit quorum is one node short",
+    // Raft: snapshots (section 7).
+    SnapshotRollsBack => "a follower installs a snapshot older than its commit index",
+    SnapshotNotPersisted => "installing a snapshot does not persist the snapshot itself",
+    // kvraft.
+    KvNoDuplicateDetection => "kvraft: applies a retried client request twice",
+    KvWrongLeaderAnswer => "kvraft: answers a client when any entry commits at the index it was given, not only its own",
+    KvSnapshotWithoutDedup => "kvraft: snapshots the data but not the duplicate table",
+    KvStaleLocalRead => "kvraft: answers Get from local state without going through the log",
+    // shardkv.
+    ShardServesUnownedShard => "shardkv: serves keys of shards the group does not own in its current configuration",
+    ShardMigrationWithoutDedup => "shardkv: moves a shard's data without its duplicate table",
+    ShardConfigSkipsMigration => "shardkv: moves to the next configuration before the incoming shards have arrived",
+    ShardAppliesStaleConfig => "shardkv: applies a configuration that is not the next one",
+}
+
+impl Bug {
+    /// The bug named `name` (its variant name), if there is one.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.iter().copied().find(|b| b.name() == name)
+    }
+}
+
+thread_local! {
+    static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
+}
+
+/// Switches `bug` on (or every bug off) for the current thread; returns the previous setting.
+pub fn set(bug: Option<Bug>) -> Option<Bug> {
+    ACTIVE.with(|a| a.replace(bug))
+}
+
+/// The bug switched on for the current thread.
+pub fn active() -> Option<Bug> {
+    ACTIVE.with(|a| a.get())
+}
+
+/// True when planted bugs are compiled in (the `planted-bugs` feature).
+pub const COMPILED_IN: bool = cfg!(feature = "planted-bugs");
+
+/// Is `bug` switched on? Always false without the `planted-bugs` feature.
+#[inline]
+pub fn is(bug: Bug) -> bool {
+    COMPILED_IN && active() == Some(bug)
+}
+
+/// `planted!(Name)`: true when planted bug `Name` is on (see the module documentation).
+#[macro_export]
+macro_rules! planted {
+    ($bug:ident) => {
+        $crate::planted::is($crate::planted::Bug::$bug)
+    };
+}

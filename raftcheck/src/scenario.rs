@@ -1,0 +1,832 @@
+//! Scenario scripts with golden output (`raft/testdata/*.txt`), and the cluster they run on.
+//!
+//! A script drives a cluster of protocol cores over an in-memory network in which nothing moves
+//! unless the script says so: messages wait in one queue until `deliver`ed. A script is a
+//! sequence of commands, each followed by `----` and the output it must produce (like etcd's
+//! datadriven tests). The language is described in `raft/README.md`.
+//!
+//! Besides the golden output, every run is watched by the safety [`Monitor`]: the first broken
+//! invariant is printed as a `safety violation: ...` line in the output of the command that
+//! broke it. The model checker ([`crate::search`]) explores the same [`Cluster`] and writes its
+//! counterexamples in this language, so they replay here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use raft::message::AppendEntries;
+use raft::{Apply, Config, Entry, Envelope, LogIndex, Message, NodeId, Raft, Role, Term};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::monitor::{Monitor, Violation};
+
+// ---------------------------------------------------------------------------------------------
+// Scripts
+
+enum Item {
+    /// A comment or blank line, kept as is.
+    Text(String),
+    Case {
+        line: usize,
+        command: String,
+        expected: Vec<String>,
+    },
+}
+
+fn parse(text: &str) -> Vec<Item> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if l.trim().is_empty() || l.starts_with('#') {
+            items.push(Item::Text(l.to_string()));
+            i += 1;
+            continue;
+        }
+        let line = i + 1;
+        let command = l.trim().to_string();
+        i += 1;
+        let mut expected = Vec::new();
+        if i < lines.len() && lines[i] == "----" {
+            i += 1;
+            while i < lines.len() && !lines[i].trim().is_empty() {
+                expected.push(lines[i].to_string());
+                i += 1;
+            }
+            // The blank line that ends the output belongs to the case.
+            if i < lines.len() {
+                i += 1;
+            }
+        }
+        items.push(Item::Case {
+            line,
+            command,
+            expected,
+        });
+    }
+    items
+}
+
+/// Runs a script; returns the text with every command's actual output (what `UPDATE_GOLDEN`
+/// writes), or the first mismatch with the expected output (unless `update`).
+pub fn run_text(text: &str, update: bool) -> Result<String, String> {
+    let mut cluster = Cluster::default();
+    let mut rewritten = String::new();
+    for item in parse(text) {
+        match item {
+            Item::Text(t) => {
+                rewritten.push_str(&t);
+                rewritten.push('\n');
+            }
+            Item::Case {
+                line,
+                command,
+                expected,
+            } => {
+                let mut actual = cluster.run(&command)?;
+                if actual.is_empty() {
+                    actual.push("ok".to_string());
+                }
+                if !update && actual != expected {
+                    return Err(format!(
+                        "line {line}: `{command}`\n--- expected\n{}\n--- actual\n{}\n",
+                        expected.join("\n"),
+                        actual.join("\n")
+                    ));
+                }
+                let _ = writeln!(rewritten, "{command}\n----\n{}\n", actual.join("\n"));
+            }
+        }
+    }
+    Ok(rewritten)
+}
+
+/// Runs the script at `path` against its golden output; with `UPDATE_GOLDEN=1` in the
+/// environment, rewrites the file with the actual output instead. Panics on a difference.
+pub fn run_script(path: &Path) {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    match run_text(&text, update) {
+        Ok(rewritten) => {
+            if update && rewritten != text {
+                std::fs::write(path, rewritten).unwrap_or_else(|e| panic!("write {name}: {e}"));
+            }
+        }
+        Err(e) => {
+            panic!("{name}: output differs (UPDATE_GOLDEN=1 rewrites it; review the diff)\n{e}")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated cluster
+
+/// Stable storage of one node: what its last `persist` saved.
+#[derive(Clone, Default)]
+struct Disk {
+    raft_state: Vec<u8>,
+    snapshot: Vec<u8>,
+}
+
+/// A toy service: the list of commands applied, in order. Its snapshot is that list, comma
+/// separated.
+#[derive(Clone, Default, Hash)]
+struct Service {
+    commands: Vec<String>,
+}
+
+impl Service {
+    fn from_snapshot(data: &[u8]) -> Service {
+        let text = String::from_utf8_lossy(data);
+        Service {
+            commands: text
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+/// The node id the `log` command sends its setup AppendEntries from: not a cluster member.
+const SETUP: u64 = 0;
+
+/// Where a command's output goes. Quiet clusters (the model checker's) format nothing.
+struct Out {
+    quiet: bool,
+    lines: Vec<String>,
+}
+
+impl Out {
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if !self.quiet {
+            self.lines.push(line());
+        }
+    }
+}
+
+/// Nodes 1..N over a queue of messages that moves only when told (see the module docs).
+#[derive(Clone, Default)]
+pub struct Cluster {
+    ids: Vec<u64>,
+    /// `None` while crashed.
+    nodes: BTreeMap<u64, Option<Raft>>,
+    disks: BTreeMap<u64, Disk>,
+    services: BTreeMap<u64, Service>,
+    boots: BTreeMap<u64, u64>,
+    /// Messages sent and not yet delivered, oldest first.
+    queue: Vec<Envelope>,
+    /// When partitioned: the group of each node.
+    partition: Option<BTreeMap<u64, usize>>,
+    monitor: Monitor,
+    /// Set once the monitor's first violation was printed.
+    reported: bool,
+    quiet: bool,
+}
+
+fn running(nodes: &mut BTreeMap<u64, Option<Raft>>, id: u64) -> Result<&mut Raft, String> {
+    match nodes.get_mut(&id) {
+        Some(Some(r)) => Ok(r),
+        _ => Err(format!("node {id} is not running")),
+    }
+}
+
+fn rng(id: u64, boot: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(id * 1000 + boot)
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("bad {what} {s:?}"))
+}
+
+/// A message as scripts print it, e.g. `1->2 AppendEntries term=2 prev=(3,1) entries=[2 2]
+/// commit=3`.
+pub fn fmt_msg(env: &Envelope) -> String {
+    let body = match &env.msg {
+        Message::RequestVote(m) => format!(
+            "term={} last=({},{})",
+            m.term, m.last_log_index, m.last_log_term
+        ),
+        Message::RequestVoteReply(m) => format!(
+            "term={} {}",
+            m.term,
+            if m.vote_granted { "granted" } else { "refused" }
+        ),
+        Message::AppendEntries(m) => format!(
+            "term={} prev=({},{}) entries=[{}] commit={}",
+            m.term,
+            m.prev_log_index,
+            m.prev_log_term,
+            m.entries
+                .iter()
+                .map(|e| e.term.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            m.leader_commit
+        ),
+        Message::AppendEntriesReply(m) if m.success => {
+            format!("term={} ok match={}", m.term, m.match_index)
+        }
+        Message::AppendEntriesReply(m) => match m.conflict_term {
+            Some(t) => format!(
+                "term={} reject conflict_term={} conflict_index={}",
+                m.term, t, m.conflict_index
+            ),
+            None => format!("term={} reject conflict_index={}", m.term, m.conflict_index),
+        },
+        Message::InstallSnapshot(m) => format!(
+            "term={} last=({},{}) data=\"{}\"",
+            m.term,
+            m.last_included_index,
+            m.last_included_term,
+            String::from_utf8_lossy(&m.data)
+        ),
+        Message::InstallSnapshotReply(m) => {
+            format!("term={} last={}", m.term, m.last_included_index)
+        }
+    };
+    format!("{}->{} {} {}", env.from, env.to, env.msg.kind(), body)
+}
+
+enum Applied {
+    Command(LogIndex, String),
+    Snapshot(String),
+}
+
+fn fmt_applied(id: u64, (first, last, commands): (LogIndex, LogIndex, Vec<String>)) -> String {
+    let range = if first == last {
+        first.to_string()
+    } else {
+        format!("{first}..{last}")
+    };
+    format!("{id}: apply index={range} [{}]", commands.join(" "))
+}
+
+/// Which queued messages a `deliver`, `drop` or `duplicate` applies to: `[FROM->TO] [Kind]
+/// [#N]`, where `#N` picks only the N-th oldest match.
+struct Filter {
+    from: Option<u64>,
+    to: Option<u64>,
+    kind: Option<String>,
+    nth: Option<usize>,
+}
+
+impl Filter {
+    fn parse(args: &[&str]) -> Result<Filter, String> {
+        let mut f = Filter {
+            from: None,
+            to: None,
+            kind: None,
+            nth: None,
+        };
+        for a in args {
+            if *a == "all" {
+                continue;
+            }
+            if let Some(n) = a.strip_prefix('#') {
+                f.nth = Some(num(n, "message number")?);
+            } else if let Some((from, to)) = a.split_once("->") {
+                f.from = if from == "*" {
+                    None
+                } else {
+                    Some(num(from, "node id")?)
+                };
+                f.to = if to == "*" {
+                    None
+                } else {
+                    Some(num(to, "node id")?)
+                };
+            } else {
+                f.kind = Some(a.to_string());
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, env: &Envelope) -> bool {
+        self.from.is_none_or(|f| env.from.0 == f)
+            && self.to.is_none_or(|t| env.to.0 == t)
+            && self.kind.as_deref().is_none_or(|k| env.msg.kind() == k)
+    }
+
+    /// Positions in `queue` this filter selects, oldest first.
+    fn select(&self, queue: &[Envelope]) -> Vec<usize> {
+        let all = queue
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| self.matches(e))
+            .map(|(k, _)| k);
+        match self.nth {
+            None => all.collect(),
+            Some(n) => all.skip(n.saturating_sub(1)).take(1).collect(),
+        }
+    }
+}
+
+impl Cluster {
+    /// A cluster that formats no output (for the model checker).
+    pub fn quiet() -> Cluster {
+        Cluster {
+            quiet: true,
+            ..Cluster::default()
+        }
+    }
+
+    /// The monitor watching this cluster.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    pub fn violation(&self) -> Option<&Violation> {
+        self.monitor.violation()
+    }
+
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// Node `id`'s core, if it is running.
+    pub fn node(&self, id: u64) -> Option<&Raft> {
+        self.nodes.get(&id).and_then(|n| n.as_ref())
+    }
+
+    /// The messages waiting for delivery, oldest first.
+    pub fn queue(&self) -> &[Envelope] {
+        &self.queue
+    }
+
+    /// Feeds everything that decides the cluster's future to `h` (the model checker's state
+    /// identity): cores, disks, services, the queue as a multiset, the partition and the
+    /// monitor's history.
+    pub fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        for (id, n) in &self.nodes {
+            id.hash(h);
+            match n {
+                Some(r) => r.fingerprint(h),
+                None => 0u8.hash(h),
+            }
+        }
+        for d in self.disks.values() {
+            d.raft_state.hash(h);
+            d.snapshot.hash(h);
+        }
+        self.services.hash(h);
+        let mut queue: Vec<u64> = self
+            .queue
+            .iter()
+            .map(|e| {
+                let mut one = std::hash::DefaultHasher::new();
+                e.hash(&mut one);
+                std::hash::Hasher::finish(&one)
+            })
+            .collect();
+        queue.sort_unstable();
+        queue.hash(h);
+        self.partition.hash(h);
+        self.monitor.hash(h);
+    }
+
+    /// Runs one command and returns its output lines (empty when it printed nothing), or an
+    /// error for a command that cannot run (unknown, malformed, or about a node that is down).
+    pub fn run(&mut self, command: &str) -> Result<Vec<String>, String> {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let before: BTreeMap<u64, String> = if self.quiet {
+            BTreeMap::new()
+        } else {
+            self.ids
+                .iter()
+                .map(|id| (*id, self.state_line(*id)))
+                .collect()
+        };
+        let mut out = Out {
+            quiet: self.quiet,
+            lines: Vec::new(),
+        };
+        let mut print_all = false;
+        match words.as_slice() {
+            ["nodes", n] => {
+                let n: u64 = num(n, "node count")?;
+                let quiet = self.quiet;
+                *self = Cluster::default();
+                self.quiet = quiet;
+                self.ids = (1..=n).collect();
+                for id in self.ids.clone() {
+                    self.disks.insert(id, Disk::default());
+                    self.boots.insert(id, 0);
+                    self.boot(id)?;
+                }
+                print_all = true;
+            }
+            ["tick", n, targets @ ..] => {
+                let n: u32 = num(n, "tick count")?;
+                let targets = self.targets(targets)?;
+                for _ in 0..n {
+                    for id in &targets {
+                        if let Some(Some(r)) = self.nodes.get_mut(id) {
+                            r.tick();
+                            self.monitor.after_input(r);
+                            self.flush(*id, &mut out);
+                        }
+                    }
+                }
+            }
+            ["campaign", id] => {
+                let id = num(id, "node id")?;
+                let r = running(&mut self.nodes, id)?;
+                r.campaign();
+                self.monitor.after_input(r);
+                self.flush(id, &mut out);
+            }
+            ["deliver", filter @ ..] => {
+                let f = Filter::parse(filter)?;
+                self.deliver(&f, &mut out);
+            }
+            ["stabilize"] => {
+                let mut rounds = 0;
+                while !self.queue.is_empty() {
+                    rounds += 1;
+                    if rounds >= 100 {
+                        return Err("no quiescence after 100 rounds".into());
+                    }
+                    self.deliver(&Filter::parse(&[])?, &mut out);
+                }
+            }
+            ["drop", filter @ ..] => {
+                let f = Filter::parse(filter)?;
+                for env in self.take(&f) {
+                    out.push(|| format!("dropped {}", fmt_msg(&env)));
+                }
+            }
+            ["duplicate", filter @ ..] => {
+                let f = Filter::parse(filter)?;
+                let copies: Vec<Envelope> = f
+                    .select(&self.queue)
+                    .into_iter()
+                    .map(|k| self.queue[k].clone())
+                    .collect();
+                for env in copies {
+                    out.push(|| format!("duplicated {}", fmt_msg(&env)));
+                    self.queue.push(env);
+                }
+            }
+            ["queue"] => {
+                for e in &self.queue {
+                    out.push(|| fmt_msg(e));
+                }
+            }
+            ["partition", ..] => {
+                let spec = words[1..].join(" ");
+                let mut groups = BTreeMap::new();
+                for (g, part) in spec.split('|').enumerate() {
+                    for id in part.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        groups.insert(num(id, "node id")?, g);
+                    }
+                }
+                self.partition = Some(groups);
+            }
+            ["heal"] => self.partition = None,
+            ["propose", id, cmd] => {
+                let id = num(id, "node id")?;
+                let r = running(&mut self.nodes, id)?;
+                let result = r.propose(cmd.as_bytes().to_vec());
+                self.monitor.after_input(r);
+                match result {
+                    Ok((index, term)) => {
+                        out.push(|| format!("{id}: propose {cmd} -> index={index} term={term}"))
+                    }
+                    Err(e) => out.push(|| {
+                        format!(
+                            "{id}: propose {cmd} -> not leader (hint: {})",
+                            e.leader.map_or("none".to_string(), |l| l.to_string())
+                        )
+                    }),
+                }
+                self.flush(id, &mut out);
+            }
+            ["crash", id] => {
+                let id = num(id, "node id")?;
+                running(&mut self.nodes, id)?;
+                self.nodes.insert(id, None);
+                self.services.remove(&id);
+                let (lost, kept): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut self.queue)
+                    .into_iter()
+                    .partition(|e| e.from.0 == id || e.to.0 == id);
+                self.queue = kept;
+                for e in lost {
+                    out.push(|| format!("lost {}", fmt_msg(&e)));
+                }
+            }
+            ["restart", id] => {
+                let id = num(id, "node id")?;
+                if !matches!(self.nodes.get(&id), Some(None)) {
+                    return Err(format!("restart {id}: not crashed"));
+                }
+                self.boot(id)?;
+                self.flush(id, &mut out);
+            }
+            ["compact", id, index] => {
+                let id = num(id, "node id")?;
+                let index: u64 = num(index, "index")?;
+                let service = self
+                    .services
+                    .get(&id)
+                    .ok_or_else(|| format!("node {id} is not running"))?;
+                let data = service
+                    .commands
+                    .iter()
+                    .take(index as usize)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let r = running(&mut self.nodes, id)?;
+                r.compact(LogIndex(index), data.into_bytes());
+                self.monitor.after_input(r);
+                self.flush(id, &mut out);
+            }
+            ["log", id, rest @ ..] => {
+                let id = num(id, "node id")?;
+                self.set_log(id, rest)?;
+            }
+            ["status"] => print_all = true,
+            _ => return Err(format!("unknown command: {command}")),
+        }
+        if !self.quiet {
+            for id in self.ids.clone() {
+                let line = self.state_line(id);
+                if print_all || before.get(&id) != Some(&line) {
+                    out.lines.push(line);
+                    if print_all {
+                        out.lines.extend(self.progress_line(id));
+                    }
+                }
+            }
+        }
+        if !self.reported
+            && let Some(v) = self.monitor.violation()
+        {
+            self.reported = true;
+            let line = v.to_string();
+            out.push(|| line);
+        }
+        Ok(out.lines)
+    }
+
+    fn boot(&mut self, id: u64) -> Result<(), String> {
+        let boot = self.boots.entry(id).or_default();
+        *boot += 1;
+        let boot = *boot;
+        let disk = self.disks.get(&id).ok_or_else(|| format!("no node {id}"))?;
+        let config = Config::lab(NodeId(id), self.ids.iter().map(|i| NodeId(*i)).collect());
+        let r = Raft::new(
+            config,
+            &disk.raft_state,
+            disk.snapshot.clone(),
+            rng(id, boot),
+        )
+        .map_err(|e| format!("restart {id} from disk: {e}"))?;
+        self.monitor.boot(&r);
+        self.services
+            .insert(id, Service::from_snapshot(&disk.snapshot));
+        self.nodes.insert(id, Some(r));
+        Ok(())
+    }
+
+    fn targets(&self, args: &[&str]) -> Result<Vec<u64>, String> {
+        if args.is_empty() {
+            Ok(self.ids.clone())
+        } else {
+            args.iter().map(|a| num(a, "node id")).collect()
+        }
+    }
+
+    fn connected(&self, a: u64, b: u64) -> bool {
+        match &self.partition {
+            None => true,
+            // A node left out of every group is alone.
+            Some(g) => g.get(&a).is_some() && g.get(&a) == g.get(&b),
+        }
+    }
+
+    /// Removes and returns the queued messages `f` selects, oldest first.
+    fn take(&mut self, f: &Filter) -> Vec<Envelope> {
+        let picked = f.select(&self.queue);
+        let mut taken = Vec::with_capacity(picked.len());
+        for k in picked.into_iter().rev() {
+            taken.push(self.queue.remove(k));
+        }
+        taken.reverse();
+        taken
+    }
+
+    /// Collects a node's Ready: saves its state to its disk, queues its messages and replies,
+    /// applies its committed entries.
+    fn flush(&mut self, id: u64, out: &mut Out) {
+        let Some(Some(r)) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(disk) = self.disks.get_mut(&id) else {
+            return;
+        };
+        let monitor = &mut self.monitor;
+        let saved = r.ready().persist(|p| {
+            disk.raft_state = p.raft_state();
+            if let Some(s) = &p.snapshot {
+                disk.snapshot = s.as_ref().clone();
+            }
+            monitor.persisted(NodeId(id), p);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(done) = saved;
+        self.monitor.released(r, &done);
+        for env in done.replies.into_iter().chain(done.messages) {
+            if env.to.0 == SETUP {
+                continue;
+            }
+            if !matches!(self.nodes.get(&env.to.0), Some(Some(_))) {
+                out.push(|| format!("{} (lost: {} is down)", fmt_msg(&env), env.to));
+            } else if self.connected(env.from.0, env.to.0) {
+                out.push(|| fmt_msg(&env));
+                self.queue.push(env);
+            } else {
+                out.push(|| format!("{} (lost: partition)", fmt_msg(&env)));
+            }
+        }
+        // Consecutive commands are shown on one line: `N: apply index=A..B [commands]`.
+        let mut run: Option<(LogIndex, LogIndex, Vec<String>)> = None;
+        for a in done.apply {
+            match self.apply(id, a) {
+                Applied::Command(index, command) => match &mut run {
+                    Some((_, last, commands)) => {
+                        *last = index;
+                        commands.push(command);
+                    }
+                    None => run = Some((index, index, vec![command])),
+                },
+                Applied::Snapshot(line) => {
+                    if let Some(r) = run.take() {
+                        out.push(|| fmt_applied(id, r));
+                    }
+                    out.push(|| line);
+                }
+            }
+        }
+        if let Some(r) = run {
+            out.push(|| fmt_applied(id, r));
+        }
+    }
+
+    /// Hands an entry to the node's service (the monitor judges order and agreement).
+    fn apply(&mut self, id: u64, a: Apply) -> Applied {
+        let service = self.services.entry(id).or_default();
+        match a {
+            Apply::Command { index, command, .. } => {
+                let command = String::from_utf8_lossy(&command).into_owned();
+                service.commands.push(command.clone());
+                Applied::Command(index, command)
+            }
+            Apply::Snapshot { index, term, data } => {
+                *service = Service::from_snapshot(&data);
+                Applied::Snapshot(format!(
+                    "{id}: apply snapshot index={index} term={term} data=\"{}\"",
+                    String::from_utf8_lossy(&data)
+                ))
+            }
+        }
+    }
+
+    fn deliver(&mut self, f: &Filter, out: &mut Out) {
+        for env in self.take(f) {
+            let to = env.to.0;
+            if !self.connected(env.from.0, to) {
+                out.push(|| format!("dropped {} (partition)", fmt_msg(&env)));
+                continue;
+            }
+            // Messages to a crashed node are never queued; a node may crash after its
+            // messages were: they were dropped with it.
+            let Some(Some(r)) = self.nodes.get_mut(&to) else {
+                continue;
+            };
+            self.monitor.before_step(r, &env);
+            r.step(env);
+            self.monitor.after_input(r);
+            self.flush(to, out);
+        }
+    }
+
+    /// `log N [term=T] t1 t2 ...`: gives a fresh node a log with entries of the given terms,
+    /// as if a leader of term T (default: the last entry's term) had sent them, then restarts it
+    /// so that it remembers no leader. Commands are named `i<index>t<term>`.
+    fn set_log(&mut self, id: u64, args: &[&str]) -> Result<(), String> {
+        let mut term = None;
+        let mut terms = Vec::new();
+        for a in args {
+            if let Some(t) = a.strip_prefix("term=") {
+                term = Some(num::<u64>(t, "term")?);
+            } else {
+                terms.push(num::<u64>(a, "entry term")?);
+            }
+        }
+        let term = term.or(terms.last().copied()).unwrap_or(0);
+        let r = running(&mut self.nodes, id)?;
+        if r.log().last_index() != LogIndex(0) {
+            return Err(format!("log {id}: only on an empty log"));
+        }
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(k, t)| Entry {
+                term: Term(*t),
+                command: format!("i{}t{}", k + 1, t).into_bytes(),
+            })
+            .collect();
+        let env = Envelope {
+            from: NodeId(SETUP),
+            to: NodeId(id),
+            msg: Message::AppendEntries(AppendEntries {
+                term: Term(term),
+                prev_log_index: LogIndex(0),
+                prev_log_term: Term(0),
+                entries,
+                leader_commit: LogIndex(0),
+            }),
+        };
+        self.monitor.before_step(r, &env);
+        r.step(env);
+        self.monitor.after_input(r);
+        let mut ignored = Out {
+            quiet: true,
+            lines: Vec::new(),
+        };
+        self.flush(id, &mut ignored);
+        self.nodes.insert(id, None);
+        self.boot(id)
+    }
+
+    fn state_line(&self, id: u64) -> String {
+        let Some(Some(r)) = self.nodes.get(&id) else {
+            return format!("{id}: crashed");
+        };
+        let s = r.status();
+        let role = match s.role {
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        let mut line = format!("{id}: {role} term={}", s.term);
+        if let Some(v) = s.voted_for {
+            let _ = write!(line, " vote={v}");
+        }
+        if s.role == Role::Follower
+            && let Some(l) = s.leader
+        {
+            let _ = write!(line, " leader={l}");
+        }
+        let _ = write!(line, " commit={} applied={} log=[", s.commit, s.applied);
+        let log = r.log();
+        if log.snapshot_index() > LogIndex(0) {
+            let _ = write!(
+                line,
+                "snap({},{}) |",
+                log.snapshot_index(),
+                log.snapshot_term()
+            );
+            if !log.entries().is_empty() {
+                line.push(' ');
+            }
+        }
+        let terms: Vec<String> = log.entries().iter().map(|e| e.term.to_string()).collect();
+        line.push_str(&terms.join(" "));
+        line.push(']');
+        line
+    }
+
+    fn progress_line(&self, id: u64) -> Option<String> {
+        let Some(Some(r)) = self.nodes.get(&id) else {
+            return None;
+        };
+        if !r.is_leader() {
+            return None;
+        }
+        let parts: Vec<String> = r
+            .progress()
+            .iter()
+            .map(|(peer, p)| {
+                format!(
+                    "{peer}:match={},next={}{}",
+                    p.matched,
+                    p.next,
+                    if p.inflight.is_some() {
+                        ",inflight"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        Some(format!("   progress {}", parts.join(" ")))
+    }
+}
