@@ -26,8 +26,10 @@
 pub mod network;
 pub mod persister;
 pub mod planted;
+pub mod rules;
 pub mod sim;
 
 pub use network::{ClientEnd, Network, RpcError, Server, Service};
 pub use persister::Persister;
+pub use rules::{Action, CallInfo, Held, HeldId, Phase, RuleId};
 pub use sim::{Sim, TaskGroup};

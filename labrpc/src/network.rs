@@ -19,8 +19,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
 
+use crate::rules::{
+    Action, CallInfo, Delivery, Held, HeldEntry, HeldId, Phase, Predicate, Rule, RuleId, Rules,
+    Verdict,
+};
 use crate::sim::{self, trace_event};
 
 /// Why a call failed. A Raft implementation treats all of them as "no reply".
@@ -58,7 +63,10 @@ pub enum RpcError {
 pub const DEFAULT_LATENCY_MICROS: (u64, u64) = (1000, 10000);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<Result<Vec<u8>, RpcError>> + Send + Sync>;
+/// A handler hands the request bytes back with its reply, so a reply-phase rule can see them
+/// without a copy of every request.
+type HandlerOutput = (Vec<u8>, Result<Vec<u8>, RpcError>);
+type Handler = Arc<dyn Fn(Vec<u8>) -> BoxFuture<HandlerOutput> + Send + Sync>;
 
 /// A named set of methods, e.g. service `"Raft"` with methods `"RequestVote"` and `"AppendEntries"`.
 #[derive(Clone)]
@@ -88,9 +96,11 @@ impl Service {
         let h: Handler = Arc::new(move |bytes: Vec<u8>| {
             let handler = handler.clone();
             Box::pin(async move {
-                let args: A = decode(&bytes)?;
-                let reply = handler(args).await;
-                encode(&reply)
+                let reply = match decode::<A>(&bytes) {
+                    Ok(args) => encode(&handler(args).await),
+                    Err(e) => Err(e),
+                };
+                (bytes, reply)
             })
         });
         self.methods.insert(name.to_owned(), h);
@@ -174,6 +184,9 @@ struct Inner {
     changed: Notify,
     total_rpcs: AtomicU64,
     total_bytes: AtomicU64,
+    /// Fault rules and held messages ([`crate::rules`]). A lock of its own: never held while a
+    /// predicate runs or while `state` is locked.
+    rules: Mutex<Rules>,
 }
 
 /// The simulated network. Cheap to clone; all clones are the same network.
@@ -211,6 +224,7 @@ impl Network {
                 changed: Notify::new(),
                 total_rpcs: AtomicU64::new(0),
                 total_bytes: AtomicU64::new(0),
+                rules: Mutex::new(Rules::default()),
             }),
         }
     }
@@ -220,8 +234,13 @@ impl Network {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn rules(&self) -> MutexGuard<'_, Rules> {
+        self.inner.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn bump(&self) {
         self.inner.changed.notify_waiters();
+        self.mark_killed_held();
     }
 
     /// Sets the latency every delivered call takes before its handler runs: uniform in
@@ -377,6 +396,71 @@ impl Network {
         }
     }
 
+    fn latency_us(&self, (lo, hi): (u64, u64)) -> u64 {
+        if hi > lo {
+            lo + self.rand_below(hi - lo)
+        } else {
+            lo
+        }
+    }
+
+    /// The request's trip from the wire to the server: the latency, the unreliable network's
+    /// drop, then the handler, started in a task of its own.
+    async fn to_server(
+        &self,
+        end: &str,
+        name: &str,
+        method: &str,
+        req: Vec<u8>,
+        d: &Delivery,
+    ) -> Result<JoinHandle<HandlerOutput>, RpcError> {
+        let us = self.latency_us(d.latency);
+        if us > 0 {
+            tokio::time::sleep(Duration::from_micros(us)).await;
+        }
+        if !d.reliable {
+            // Short delay, then maybe drop the request.
+            let ms = self.rand_below(27);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if self.rand_below(1000) < 100 {
+                trace_event(Some(name), "rpc.drop_request", || json!({ "end": end }));
+                return Err(RpcError::Dropped);
+            }
+        }
+        d.server.count.fetch_add(1, Ordering::Relaxed);
+        let handler = match d.server.handler(method) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(server = %name, method, "labrpc: call to an unknown method");
+                return Err(e);
+            }
+        };
+        // Run the handler in a task of its own, as the original runs it in a goroutine of its own:
+        // it runs to its end even when the caller stops waiting (server killed, caller's deadline,
+        // caller's node killed).
+        Ok(tokio::spawn(handler(req)))
+    }
+
+    /// Sends a request on its way to the server with nobody waiting for the reply: a duplicate,
+    /// or a released request whose caller is gone.
+    fn deliver_detached(
+        &self,
+        end: String,
+        server: String,
+        method: String,
+        req: Vec<u8>,
+        d: Delivery,
+    ) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let net = self.clone();
+        // The handler's task runs on by itself; its reply goes nowhere.
+        drop(rt.spawn(async move {
+            let _ = net.to_server(&end, &server, &method, req, &d).await;
+        }));
+    }
+
     async fn process(&self, end: &str, method: &str, req: Vec<u8>) -> Result<Vec<u8>, RpcError> {
         self.inner.total_rpcs.fetch_add(1, Ordering::Relaxed);
         self.inner
@@ -407,41 +491,61 @@ impl Network {
             "rpc.send",
             || json!({ "end": end, "method": method, "bytes": req.len() }),
         );
-        let (lo, hi) = route.latency;
-        let us = if hi > lo {
-            lo + self.rand_below(hi - lo)
-        } else {
-            lo
+        let delivery = Delivery {
+            generation,
+            server,
+            latency: route.latency,
+            reliable: route.reliable,
         };
-        if us > 0 {
-            tokio::time::sleep(Duration::from_micros(us)).await;
-        }
-        if !route.reliable {
-            // Short delay, then maybe drop the request.
-            let ms = self.rand_below(27);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            if self.rand_below(1000) < 100 {
-                trace_event(Some(&name), "rpc.drop_request", || json!({ "end": end }));
-                return Err(RpcError::Dropped);
+        let info = CallInfo {
+            end,
+            server: &name,
+            method,
+            request: &req,
+            reply: None,
+        };
+        if let Some((rule, action)) = self.match_rule(Phase::Request, &info) {
+            match action {
+                Action::Hold => {
+                    let verdict = self.hold(rule, Phase::Request, &info, Some(delivery.clone()));
+                    wait_verdict(verdict).await?;
+                }
+                Action::Duplicate => {
+                    trace_event(
+                        Some(&name),
+                        "rpc.duplicate",
+                        || json!({ "rule": rule.0, "end": end, "method": method }),
+                    );
+                    self.deliver_detached(
+                        end.to_owned(),
+                        name.clone(),
+                        method.to_owned(),
+                        req.clone(),
+                        delivery.clone(),
+                    );
+                }
+                Action::Drop => {
+                    trace_event(
+                        Some(&name),
+                        "rpc.rule_drop",
+                        || json!({ "rule": rule.0, "phase": "request", "end": end, "method": method }),
+                    );
+                    // Lost on the wire: the caller learns of it after the latency.
+                    let us = self.latency_us(delivery.latency);
+                    if us > 0 {
+                        tokio::time::sleep(Duration::from_micros(us)).await;
+                    }
+                    return Err(RpcError::Dropped);
+                }
             }
         }
-        server.count.fetch_add(1, Ordering::Relaxed);
-        let handler = match server.handler(method) {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::error!(server = %name, method, "labrpc: call to an unknown method");
-                return Err(e);
-            }
-        };
-        // Run the handler in a task of its own, as the original runs it in a goroutine of its own:
-        // it runs to its end even when the caller stops waiting (server killed, caller's deadline,
-        // caller's node killed). Give up waiting as soon as the server is killed: the original
-        // polls every 100 ms; here the network wakes the call on each change instead.
-        let mut handler_task = tokio::spawn(handler(req));
-        let reply = tokio::select! {
+        // Give up waiting for the handler as soon as the server is killed: the original polls
+        // every 100 ms; here the network wakes the call on each change instead.
+        let mut handler_task = self.to_server(end, &name, method, req, &delivery).await?;
+        let (req, reply) = tokio::select! {
             biased;
             joined = &mut handler_task => match joined {
-                Ok(reply) => reply,
+                Ok(out) => out,
                 // The handler panicked: panic in the caller, as it would have inline.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 // Cancelled: the runtime is shutting down.
@@ -456,6 +560,31 @@ impl Network {
         if self.is_server_dead(end, &name, generation) {
             trace_event(Some(&name), "rpc.server_killed", || json!({ "end": end }));
             return Err(RpcError::ServerKilled);
+        }
+        let info = CallInfo {
+            end,
+            server: &name,
+            method,
+            request: &req,
+            reply: Some(&reply),
+        };
+        if let Some((rule, action)) = self.match_rule(Phase::Reply, &info) {
+            match action {
+                Action::Hold => {
+                    let verdict = self.hold(rule, Phase::Reply, &info, None);
+                    wait_verdict(verdict).await?;
+                }
+                Action::Drop => {
+                    trace_event(
+                        Some(&name),
+                        "rpc.rule_drop",
+                        || json!({ "rule": rule.0, "phase": "reply", "end": end, "method": method }),
+                    );
+                    return Err(RpcError::Dropped);
+                }
+                // `add_rule` refuses reply-phase duplicates.
+                Action::Duplicate => {}
+            }
         }
         if !route.reliable && self.rand_below(1000) < 100 {
             trace_event(Some(&name), "rpc.drop_reply", || json!({ "end": end }));
@@ -485,6 +614,258 @@ impl Network {
             || json!({ "end": end, "bytes": reply.len() }),
         );
         Ok(reply)
+    }
+}
+
+/// Fault rules (see [`crate::rules`]).
+impl Network {
+    /// Adds a rule: `action` applies to the next `times` calls (`None`: every call) that
+    /// `predicate` matches at `phase`. Rules are checked in the order they were added and only
+    /// the first matching one applies (a matching rule used up by `times` no longer counts).
+    ///
+    /// Predicates run outside the network's locks and draw no randomness, and adding or
+    /// removing a rule traces nothing, so a rule that matches nothing leaves a run unchanged.
+    ///
+    /// # Panics
+    /// On [`Phase::Reply`] with [`Action::Duplicate`]: a caller takes one reply, so a
+    /// duplicated reply would go nowhere. That is a bug in the tester.
+    pub fn add_rule(
+        &self,
+        phase: Phase,
+        predicate: impl Fn(&CallInfo<'_>) -> bool + Send + Sync + 'static,
+        action: Action,
+        times: Option<u32>,
+    ) -> RuleId {
+        assert!(
+            !(phase == Phase::Reply && action == Action::Duplicate),
+            "add_rule: a reply cannot be duplicated (duplicate the request instead)"
+        );
+        let mut rules = self.rules();
+        rules.next_rule += 1;
+        let id = RuleId(rules.next_rule);
+        if times != Some(0) {
+            rules.rules.push(Rule {
+                id,
+                phase,
+                predicate: Arc::new(predicate),
+                action,
+                remaining: times,
+            });
+        }
+        id
+    }
+
+    /// Removes a rule; returns false if it was not there (removed, or used up). Messages it
+    /// holds stay held.
+    pub fn remove_rule(&self, id: RuleId) -> bool {
+        let mut rules = self.rules();
+        let before = rules.rules.len();
+        rules.rules.retain(|r| r.id != id);
+        rules.rules.len() != before
+    }
+
+    /// The messages rules hold, in the order they were held.
+    pub fn held(&self) -> Vec<Held> {
+        self.rules().held.values().map(|h| h.held.clone()).collect()
+    }
+
+    /// Delivers a held message now; returns false if `id` is not held.
+    ///
+    /// A held request goes on along the normal path from where it stopped (the latency, the
+    /// unreliable network's drop, the handler, the reply's path), with the settings the network
+    /// had when the call entered it. Like any call that is in progress, it is bound to the
+    /// server it was routed to: if its end was disabled or deleted, or its server deleted or
+    /// replaced, at any moment while it was held, it fails with [`RpcError::ServerKilled`] and
+    /// never reaches a server (re-enabling the end does not rescue it). If its caller is gone
+    /// (deadline passed, node killed), the request still reaches the server and its reply goes
+    /// nowhere, as a late message would.
+    ///
+    /// A held reply goes on along the reply's path (the unreliable network's reply drop and the
+    /// long-reordering delay, when they are on) to the caller, if it is still waiting. It is
+    /// delivered even if the server died meanwhile, as a reply held back by long reordering
+    /// is: it left the server while the server was alive.
+    pub fn release(&self, id: HeldId) -> bool {
+        let Some(entry) = self.rules().held.remove(&id) else {
+            return false;
+        };
+        let HeldEntry {
+            held,
+            tx,
+            delivery,
+            killed,
+        } = entry;
+        let killed = killed
+            || delivery
+                .as_ref()
+                .is_some_and(|d| self.is_server_dead(&held.end, &held.server, d.generation));
+        let caller_gone = tx.is_closed();
+        trace_event(Some(&held.server), "rpc.release", || {
+            json!({
+                "held": id.0,
+                "rule": held.rule.0,
+                "phase": held.phase.as_str(),
+                "end": held.end,
+                "method": held.method,
+                "caller_gone": caller_gone,
+            })
+        });
+        if killed {
+            trace_event(
+                Some(&held.server),
+                "rpc.server_killed",
+                || json!({ "end": held.end }),
+            );
+            let _ = tx.send(Verdict::Killed);
+        } else if tx.send(Verdict::Release).is_err()
+            && let Some(d) = delivery
+        {
+            self.deliver_detached(held.end, held.server, held.method, held.request, d);
+        }
+        true
+    }
+
+    /// Releases every held message, in the order they were held; returns how many.
+    pub fn release_all(&self) -> usize {
+        let ids: Vec<HeldId> = self.rules().held.keys().copied().collect();
+        ids.into_iter().filter(|id| self.release(*id)).count()
+    }
+
+    /// Loses a held message: its caller gets [`RpcError::Dropped`] (a held request then never
+    /// reaches the server). Returns false if `id` is not held.
+    pub fn drop_held(&self, id: HeldId) -> bool {
+        let Some(entry) = self.rules().held.remove(&id) else {
+            return false;
+        };
+        let held = &entry.held;
+        trace_event(Some(&held.server), "rpc.drop_held", || {
+            json!({
+                "held": id.0,
+                "rule": held.rule.0,
+                "phase": held.phase.as_str(),
+                "end": held.end,
+                "method": held.method,
+            })
+        });
+        let _ = entry.tx.send(Verdict::Drop);
+        true
+    }
+
+    /// The first rule of `phase` whose predicate matches `info`, counted as applied once.
+    fn match_rule(&self, phase: Phase, info: &CallInfo<'_>) -> Option<(RuleId, Action)> {
+        let candidates: Vec<(RuleId, Predicate)> = {
+            let rules = self.rules();
+            if rules.rules.is_empty() {
+                return None;
+            }
+            rules
+                .rules
+                .iter()
+                .filter(|r| r.phase == phase)
+                .map(|r| (r.id, r.predicate.clone()))
+                .collect()
+        };
+        // Without the lock: a predicate may call the network, even remove its own rule.
+        for (id, predicate) in candidates {
+            if !predicate(info) {
+                continue;
+            }
+            let mut rules = self.rules();
+            let Some(i) = rules.rules.iter().position(|r| r.id == id) else {
+                continue;
+            };
+            let rule = &mut rules.rules[i];
+            let action = rule.action;
+            if let Some(n) = &mut rule.remaining {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    rules.rules.remove(i);
+                }
+            }
+            return Some((id, action));
+        }
+        None
+    }
+
+    fn hold(
+        &self,
+        rule: RuleId,
+        phase: Phase,
+        info: &CallInfo<'_>,
+        delivery: Option<Delivery>,
+    ) -> oneshot::Receiver<Verdict> {
+        let (tx, rx) = oneshot::channel();
+        let mut rules = self.rules();
+        rules.next_held += 1;
+        let id = HeldId(rules.next_held);
+        let held = Held {
+            id,
+            rule,
+            phase,
+            end: info.end.to_owned(),
+            server: info.server.to_owned(),
+            method: info.method.to_owned(),
+            request: info.request.to_vec(),
+            reply: info.reply.map(<[u8]>::to_vec),
+        };
+        rules.held.insert(
+            id,
+            HeldEntry {
+                held,
+                tx,
+                delivery,
+                killed: false,
+            },
+        );
+        drop(rules);
+        trace_event(Some(info.server), "rpc.hold", || {
+            json!({
+                "held": id.0,
+                "rule": rule.0,
+                "phase": phase.as_str(),
+                "end": info.end,
+                "method": info.method,
+            })
+        });
+        rx
+    }
+
+    /// After a change that can kill calls: marks the held requests it killed, so they fail
+    /// when released even if the change is undone meanwhile (an end enabled again).
+    fn mark_killed_held(&self) {
+        let live: Vec<(HeldId, String, String, u64)> = self
+            .rules()
+            .held
+            .iter()
+            .filter(|(_, h)| !h.killed)
+            .filter_map(|(id, h)| {
+                let d = h.delivery.as_ref()?;
+                Some((*id, h.held.end.clone(), h.held.server.clone(), d.generation))
+            })
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let dead: Vec<HeldId> = live
+            .into_iter()
+            .filter(|(_, end, server, generation)| self.is_server_dead(end, server, *generation))
+            .map(|(id, ..)| id)
+            .collect();
+        let mut rules = self.rules();
+        for id in dead {
+            if let Some(h) = rules.held.get_mut(&id) {
+                h.killed = true;
+            }
+        }
+    }
+}
+
+/// Waits for a held call's verdict.
+async fn wait_verdict(verdict: oneshot::Receiver<Verdict>) -> Result<(), RpcError> {
+    match verdict.await {
+        Ok(Verdict::Release) => Ok(()),
+        Ok(Verdict::Killed) => Err(RpcError::ServerKilled),
+        // The network never drops a held call without a verdict; count that as lost anyway.
+        Ok(Verdict::Drop) | Err(_) => Err(RpcError::Dropped),
     }
 }
 

@@ -43,6 +43,7 @@ macro_rules! bugs {
 bugs! {
     // Raft: votes (section 5.2, 5.4.1).
     VoteIgnoresLog => "grants votes without the election restriction (candidate's log at least as up-to-date, 5.4.1)",
+    VoteComparesLengthOnly => "judges the candidate's log up-to-date by its length alone, ignoring the last entry's term",
     VoteTwice => "grants a vote in the current term even after voting for another candidate",
     VoteNotPersisted => "does not persist votedFor when granting a vote",
     TermNotPersisted => "does not persist currentTerm when adopting a higher term",
@@ -52,13 +53,13 @@ bugs! {
     AppendAcceptsStaleTerm => "a follower accepts AppendEntries from a leader of an older term",
     TruncateMatchingSuffix => "a follower deletes everything after prevLogIndex, even entries that match",
     MatchIndexFromOwnLog => "a follower reports its whole log as matching, not just what the request proved",
-    CommitPastLastNew => "a follower advances commitIndex to leaderCommit without bounding it by the last new entry",
     StaleAppendReplyCounted => "a leader counts AppendEntries replies from earlier terms",
     CommitOldTerm => "a leader commits entries of earlier terms by counting replicas (the Figure 8 mistake)",
     CommitWithoutMajority => "a leader's commit quorum is one node short",
     // Raft: snapshots (section 7).
     SnapshotRollsBack => "a follower installs a snapshot older than its commit index",
     SnapshotNotPersisted => "installing a snapshot does not persist the snapshot itself",
+    SnapshotWrongTerm => "compaction records the current term as the snapshot's last term instead of the entry's",
     // kvraft.
     KvNoDuplicateDetection => "kvraft: applies a retried client request twice",
     KvWrongLeaderAnswer => "kvraft: answers a client when any entry commits at the index it was given, not only its own",

@@ -63,7 +63,12 @@ impl Raft {
             //    up-to-date as the receiver's log, grant the vote.
             let free =
                 self.voted_for.is_none() || self.voted_for == Some(from) || planted!(VoteTwice);
-            if free && (self.candidate_log_is_up_to_date(&req) || planted!(VoteIgnoresLog)) {
+            let up_to_date = if planted!(VoteComparesLengthOnly) {
+                req.last_log_index >= self.log.last_index()
+            } else {
+                self.candidate_log_is_up_to_date(&req) || planted!(VoteIgnoresLog)
+            };
+            if free && up_to_date {
                 granted = true;
                 if self.voted_for != Some(from) {
                     self.voted_for = Some(from);

@@ -152,11 +152,7 @@ impl Raft {
     fn accept_append(&mut self, leader: NodeId, last_new: LogIndex, leader_commit: LogIndex) {
         // 5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last
         //    new entry): entries past what this request proved to match may still be stale.
-        let target = if planted!(CommitPastLastNew) {
-            leader_commit.min(self.log.last_index())
-        } else {
-            leader_commit.min(last_new)
-        };
+        let target = leader_commit.min(last_new);
         self.advance_commit(target);
         let last_new = if planted!(MatchIndexFromOwnLog) {
             self.log.last_index()

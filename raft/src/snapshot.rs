@@ -21,6 +21,11 @@ impl Raft {
         let Some(term) = self.log.term_at(index) else {
             return;
         };
+        let term = if planted!(SnapshotWrongTerm) {
+            self.term
+        } else {
+            term
+        };
         self.log.compact(index, term);
         self.snapshot = Arc::new(data);
         self.state_dirty = true;

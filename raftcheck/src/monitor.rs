@@ -14,7 +14,8 @@
 //! - **Log Matching**: two logs with an entry of the same index and term agree up to it. Checked
 //!   as its inductive form: every (index, term) ever saved anywhere has one command and one
 //!   previous term.
-//! - **Leader Completeness**: a new leader's log holds every entry committed before it won.
+//! - **Leader Completeness**: the leader of a term holds every entry committed in an earlier
+//!   term (a leader of an old term may still win, late, with votes given before the commit).
 //! - **State Machine Safety**: no two nodes apply different commands at one index; each node
 //!   applies in order.
 //! - **Monotonicity**: terms never go back (also across a restart), nor commit and applied within
@@ -189,6 +190,9 @@ pub struct Monitor {
     entries: BTreeMap<(LogIndex, Term), (Term, u64)>,
     /// Applied anywhere: index -> (term, command hash).
     committed: BTreeMap<LogIndex, (Term, u64)>,
+    /// Committed by a leader: index -> (the entry's term, the term of the leader that first
+    /// committed it).
+    decided: BTreeMap<LogIndex, (Term, Term)>,
     violation: Option<Violation>,
 }
 
@@ -372,16 +376,16 @@ impl Monitor {
         }
         let log = core.log();
         let missing = self
-            .committed
+            .decided
             .range(log.snapshot_index().next()..)
-            .find(|(i, (t, _))| log.term_at(**i) != Some(*t))
-            .map(|(i, (t, _))| (*i, *t));
-        if let Some((i, t)) = missing {
+            .find(|(i, (t, committed_in))| *committed_in < term && log.term_at(**i) != Some(*t))
+            .map(|(i, (t, c))| (*i, *t, *c));
+        if let Some((i, t, c)) = missing {
             self.fail(
                 Property::LeaderCompleteness,
                 &[id],
                 format!(
-                    "node {id} became leader of term {term} without committed entry {i} (term {t}); it has {}",
+                    "node {id} became leader of term {term} without entry {i} (term {t}), committed in term {c}; it has {}",
                     log.term_at(i).map_or("nothing there".to_string(), |t| format!("term {t} there"))
                 ),
             );
@@ -392,6 +396,13 @@ impl Monitor {
     fn leader_commits(&mut self, core: &Raft, from: LogIndex) {
         let (id, term, commit) = (core.id(), core.term(), core.status().commit);
         let log = core.log();
+        let mut i = from.next().max(log.snapshot_index().next());
+        while i <= commit {
+            if let Some(t) = log.term_at(i) {
+                self.decided.entry(i).or_insert((t, term));
+            }
+            i = i.next();
+        }
         let mut carrier = None;
         let mut i = commit;
         while i <= log.last_index() {
@@ -445,6 +456,17 @@ impl Monitor {
                     format!(
                         "node {id} saved a log compacted through index {} without saving the snapshot that replaces it",
                         p.snapshot_index
+                    ),
+                ));
+            }
+            if let Some(&(t, _)) = self.committed.get(&p.snapshot_index)
+                && t != p.snapshot_term
+            {
+                problems.push((
+                    Property::LogMatching,
+                    format!(
+                        "node {id} saved a snapshot through index {} as of term {}, but the entry committed there has term {t}",
+                        p.snapshot_index, p.snapshot_term
                     ),
                 ));
             }

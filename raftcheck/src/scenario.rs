@@ -375,16 +375,10 @@ impl Cluster {
             d.snapshot.hash(h);
         }
         self.services.hash(h);
-        let mut queue: Vec<u64> = self
-            .queue
-            .iter()
-            .map(|e| {
-                let mut one = std::hash::DefaultHasher::new();
-                e.hash(&mut one);
-                std::hash::Hasher::finish(&one)
-            })
-            .collect();
-        queue.sort_unstable();
+        // Channels (sender, receiver) in order, each a sequence: the model checker's network is
+        // FIFO per channel unless it spends a reorder.
+        let mut queue: Vec<&Envelope> = self.queue.iter().collect();
+        queue.sort_by_key(|e| (e.from, e.to));
         queue.hash(h);
         self.partition.hash(h);
         self.monitor.hash(h);

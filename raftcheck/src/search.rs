@@ -1,1 +1,364 @@
-pub fn _placeholder() {}
+//! Exhaustive search (model checking) over the pure core, in the spirit of DSLabs' search tests.
+//!
+//! Starting from a fresh cluster, [`search`] explores, breadth-first, every sequence of events
+//! within [`Bounds`]: deliver any queued message (in any order), drop or duplicate one, let a
+//! node's election timer fire, let a leader send its heartbeats, propose a command, crash a node
+//! and restart it, compact a node's log. The safety [`Monitor`](crate::Monitor) judges every
+//! state reached. States already seen (by [`Cluster::fingerprint`], which includes the
+//! monitor's history and the budget left) are not explored again.
+//!
+//! Every event is a command of the scenario language, so a violation comes back as the shortest
+//! script that reproduces it ([`Outcome::Violation`]), with the output of each command: it
+//! replays with the scenario runner and reads as a story.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use crate::monitor::Violation;
+use crate::scenario::Cluster;
+
+/// How far the search goes. Budgets are totals along one path (one run).
+#[derive(Clone, Debug, Hash)]
+pub struct Bounds {
+    pub nodes: u64,
+    /// Scenario commands run before the search starts (after `nodes N`), to bring the cluster
+    /// to the situation worth exploring, as DSLabs' search tests start from a set-up state.
+    pub setup: Vec<String>,
+    /// Election timeouts fire only on nodes whose term is below this.
+    pub max_term: u64,
+    /// Commands proposed (named `a`, `b`, ...).
+    pub proposals: u32,
+    pub crashes: u32,
+    pub drops: u32,
+    pub duplicates: u32,
+    /// Deliveries out of order: a message overtaking an older one on the same channel (from
+    /// one node to another). Without them every channel is FIFO (but channels interleave
+    /// freely).
+    pub reorders: u32,
+    /// Heartbeat rounds a leader is made to send (beyond the ones a new leader sends at once).
+    pub heartbeats: u32,
+    /// Snapshots a node's service takes (through everything it applied).
+    pub compactions: u32,
+    /// Longest path explored (events after `nodes N`).
+    pub max_depth: usize,
+    /// Stop (unfinished) after this many distinct states.
+    pub max_states: usize,
+    /// Stop (unfinished) after this much wall-clock time.
+    pub time_limit: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            nodes: 3,
+            setup: Vec::new(),
+            max_term: 3,
+            proposals: 1,
+            crashes: 1,
+            drops: 1,
+            duplicates: 1,
+            reorders: 1,
+            heartbeats: 1,
+            compactions: 0,
+            max_depth: usize::MAX,
+            max_states: 2_000_000,
+            time_limit: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What is left of the budgets on one path.
+#[derive(Clone, Copy, Debug, Default, Hash)]
+struct Left {
+    proposals: u32,
+    crashes: u32,
+    drops: u32,
+    duplicates: u32,
+    reorders: u32,
+    heartbeats: u32,
+    compactions: u32,
+}
+
+/// A state on the frontier: the cluster, what budget it has left, and how it was reached.
+#[derive(Clone)]
+struct State {
+    cluster: Cluster,
+    left: Left,
+    /// Index into `Search::trail`.
+    id: u32,
+}
+
+/// How a search ended, with its statistics.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every state within the bounds (depth included) was explored; none broke an invariant.
+    Exhausted(Stats),
+    /// A budget (states, time) ran out first: the space was not fully explored.
+    Unfinished(Stats),
+    /// A setup command could not run.
+    Setup(String),
+    /// A reachable state breaks an invariant; `script` is the shortest path to it, as a
+    /// scenario script with golden output.
+    Violation {
+        violation: Violation,
+        script: String,
+        stats: Stats,
+    },
+}
+
+impl Outcome {
+    pub fn stats(&self) -> Option<&Stats> {
+        match self {
+            Outcome::Exhausted(s) | Outcome::Unfinished(s) => Some(s),
+            Outcome::Violation { stats, .. } => Some(stats),
+            Outcome::Setup(_) => None,
+        }
+    }
+}
+
+/// Counters of a search.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Distinct states reached (the initial one included).
+    pub states: usize,
+    /// Transitions tried (successors computed, repeats included).
+    pub transitions: usize,
+    /// Deepest level completely explored.
+    pub depth: usize,
+    pub elapsed: Duration,
+}
+
+impl Stats {
+    pub fn states_per_second(&self) -> f64 {
+        self.states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} states ({} transitions) to depth {} in {:.2} s ({:.0} states/s)",
+            self.states,
+            self.transitions,
+            self.depth,
+            self.elapsed.as_secs_f64(),
+            self.states_per_second()
+        )
+    }
+}
+
+/// A state's identity: a 64-bit hash of everything that decides its future. Two distinct
+/// states collide with probability about n²/2⁶⁵ over n states (below 10⁻⁵ for ten million).
+fn fingerprint(cluster: &Cluster, left: &Left) -> u64 {
+    let mut h = DefaultHasher::new();
+    cluster.fingerprint(&mut h);
+    left.hash(&mut h);
+    h.finish()
+}
+
+/// The events possible in `s`, as scenario commands with the budget they use.
+fn events(s: &State, bounds: &Bounds) -> Vec<(String, Left)> {
+    let c = &s.cluster;
+    let left = s.left;
+    let mut out = Vec::new();
+    for &id in c.ids() {
+        match c.node(id) {
+            Some(r) => {
+                if r.is_leader() {
+                    if left.proposals > 0 {
+                        let name = (b'a' + (bounds.proposals - left.proposals) as u8) as char;
+                        let l = Left {
+                            proposals: left.proposals - 1,
+                            ..left
+                        };
+                        out.push((format!("propose {id} {name}"), l));
+                    }
+                    if left.heartbeats > 0 {
+                        let l = Left {
+                            heartbeats: left.heartbeats - 1,
+                            ..left
+                        };
+                        let ticks = r.config().heartbeat_ticks;
+                        out.push((format!("tick {ticks} {id}"), l));
+                    }
+                } else if r.term().0 < bounds.max_term {
+                    out.push((format!("campaign {id}"), left));
+                }
+                let s = r.status();
+                if left.compactions > 0 && s.applied > s.snapshot_index {
+                    let l = Left {
+                        compactions: left.compactions - 1,
+                        ..left
+                    };
+                    out.push((format!("compact {id} {}", s.applied), l));
+                }
+                if left.crashes > 0 {
+                    let l = Left {
+                        crashes: left.crashes - 1,
+                        ..left
+                    };
+                    out.push((format!("crash {id}"), l));
+                }
+            }
+            None => out.push((format!("restart {id}"), left)),
+        }
+    }
+    let queue = c.queue();
+    for (k, env) in queue.iter().enumerate() {
+        // The k-th message as a filter the script language understands.
+        let nth = queue[..k]
+            .iter()
+            .filter(|e| e.from == env.from && e.to == env.to && e.msg.kind() == env.msg.kind())
+            .count()
+            + 1;
+        let target = format!("{}->{} {} #{nth}", env.from, env.to, env.msg.kind());
+        let overtakes = queue[..k]
+            .iter()
+            .any(|e| e.from == env.from && e.to == env.to);
+        if !overtakes {
+            out.push((format!("deliver {target}"), left));
+        } else if left.reorders > 0 {
+            let l = Left {
+                reorders: left.reorders - 1,
+                ..left
+            };
+            out.push((format!("deliver {target}"), l));
+        }
+        if left.drops > 0 {
+            let l = Left {
+                drops: left.drops - 1,
+                ..left
+            };
+            out.push((format!("drop {target}"), l));
+        }
+        if left.duplicates > 0 {
+            let l = Left {
+                duplicates: left.duplicates - 1,
+                ..left
+            };
+            out.push((format!("duplicate {target}"), l));
+        }
+    }
+    out
+}
+
+/// Explores every run within `bounds` breadth-first. `progress` is called after each level with
+/// the statistics so far.
+#[allow(clippy::disallowed_methods)] // the search budget is wall-clock time; no simulation runs here
+pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
+    let started = std::time::Instant::now();
+    let mut stats = Stats::default();
+    let mut trail: Vec<(u32, String)> = vec![(0, format!("nodes {}", bounds.nodes))];
+    let mut root = Cluster::quiet();
+    for (k, command) in std::iter::once(format!("nodes {}", bounds.nodes))
+        .chain(bounds.setup.iter().cloned())
+        .enumerate()
+    {
+        if let Err(e) = root.run(&command) {
+            return Outcome::Setup(format!("`{command}`: {e}"));
+        }
+        if k > 0 {
+            trail.push((trail.len() as u32 - 1, command));
+        }
+    }
+    let root_id = (trail.len() - 1) as u32;
+    if let Some(v) = root.violation() {
+        let violation = v.clone();
+        return Outcome::Violation {
+            script: replay(&trail, root_id, &violation),
+            violation,
+            stats,
+        };
+    }
+    let left = Left {
+        proposals: bounds.proposals,
+        crashes: bounds.crashes,
+        drops: bounds.drops,
+        duplicates: bounds.duplicates,
+        reorders: bounds.reorders,
+        heartbeats: bounds.heartbeats,
+        compactions: bounds.compactions,
+    };
+    let mut seen = BTreeSet::new();
+    seen.insert(fingerprint(&root, &left));
+    stats.states = 1;
+    let mut frontier = vec![State {
+        cluster: root,
+        left,
+        id: root_id,
+    }];
+    let mut depth = 0;
+    while !frontier.is_empty() && depth < bounds.max_depth {
+        let mut next = Vec::new();
+        for s in &frontier {
+            for (command, left) in events(s, bounds) {
+                stats.transitions += 1;
+                let mut cluster = s.cluster.clone();
+                if cluster.run(&command).is_err() {
+                    continue; // not possible here (e.g. a message to a node that is down)
+                }
+                let fp = fingerprint(&cluster, &left);
+                if !seen.insert(fp) {
+                    continue;
+                }
+                stats.states += 1;
+                trail.push((s.id, command));
+                let id = (trail.len() - 1) as u32;
+                if let Some(v) = cluster.violation() {
+                    stats.elapsed = started.elapsed();
+                    let violation = v.clone();
+                    return Outcome::Violation {
+                        script: replay(&trail, id, &violation),
+                        violation,
+                        stats,
+                    };
+                }
+                if stats.states >= bounds.max_states || started.elapsed() > bounds.time_limit {
+                    stats.elapsed = started.elapsed();
+                    return Outcome::Unfinished(stats);
+                }
+                next.push(State { cluster, left, id });
+            }
+        }
+        depth += 1;
+        stats.depth = depth;
+        stats.elapsed = started.elapsed();
+        progress(&stats);
+        frontier = next;
+    }
+    // Every state within `max_depth` events (or every reachable state) was explored.
+    stats.elapsed = started.elapsed();
+    Outcome::Exhausted(stats)
+}
+
+/// The commands leading to state `id`, replayed on a cluster that prints, as a script.
+fn replay(trail: &[(u32, String)], id: u32, violation: &Violation) -> String {
+    let mut commands = Vec::new();
+    let mut at = id;
+    loop {
+        let (parent, command) = &trail[at as usize];
+        commands.push(command.clone());
+        if at == 0 {
+            break;
+        }
+        at = *parent;
+    }
+    commands.reverse();
+    let mut script = format!(
+        "# Found by raftcheck's search: the shortest run to a state that breaks an invariant.\n# {violation}\n\n"
+    );
+    let mut cluster = Cluster::default();
+    for command in commands {
+        let mut out = cluster
+            .run(&command)
+            .unwrap_or_else(|e| vec![format!("error: {e}")]);
+        if out.is_empty() {
+            out.push("ok".into());
+        }
+        let _ = writeln!(script, "{command}\n----\n{}\n", out.join("\n"));
+    }
+    script
+}

@@ -14,6 +14,7 @@
 pub mod kv_harness;
 pub mod raft_harness;
 pub mod safety;
+pub mod search;
 pub mod shardctrler_harness;
 pub mod shardkv_harness;
 
@@ -76,7 +77,7 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Switches on the planted bug named by `RAFTLAB_PLANT` until the guard is dropped.
-fn plant_from_env() -> impl Drop {
+pub(crate) fn plant_from_env() -> impl Drop {
     struct Guard(Option<labrpc::planted::Bug>);
     impl Drop for Guard {
         fn drop(&mut self) {

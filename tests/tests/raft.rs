@@ -1021,3 +1021,37 @@ fn snapshot_init_3d() {
         cfg.end();
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3X: adversarial and search tests. Search tests explore every interleaving of a bounded space
+// over the pure protocol core (see `tests::search`); the safety monitor judges every state.
+
+use tests::search::{self as searches, search_test};
+
+#[test]
+fn search_elections_3x() {
+    search_test("search_elections_3x", searches::elections());
+}
+
+#[test]
+fn search_old_term_entry_3x() {
+    search_test("search_old_term_entry_3x", searches::old_term_entry());
+}
+
+#[test]
+fn search_stale_follower_3x() {
+    search_test("search_stale_follower_3x", searches::stale_follower());
+}
+
+#[test]
+fn search_snapshot_3x() {
+    search_test("search_snapshot_3x", searches::snapshot());
+}
+
+#[test]
+fn search_stale_acknowledgement_3x() {
+    search_test(
+        "search_stale_acknowledgement_3x",
+        searches::stale_acknowledgement(),
+    );
+}
