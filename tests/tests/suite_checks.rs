@@ -76,3 +76,140 @@ fn local_reads_are_caught_as_not_linearizable() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Planted Raft bugs: each classic mistake of `labrpc::planted`, switched on in the reference
+// core, must fail the Raft suite within 20 seeds or in its search tests. The suite is compiled
+// into this binary (below) and run in a child process per bug and seed, so each run has the
+// bug and seed in its environment exactly as a student's run would.
+
+#[path = "raft.rs"]
+mod raft_suite;
+
+use labrpc::planted::Bug;
+
+const RAFT_BUGS: &[Bug] = &[
+    Bug::VoteIgnoresLog,
+    Bug::VoteComparesLengthOnly,
+    Bug::VoteTwice,
+    Bug::VoteNotPersisted,
+    Bug::TermNotPersisted,
+    Bug::StaleVoteCounted,
+    Bug::EntriesNotPersisted,
+    Bug::AppendAcceptsStaleTerm,
+    Bug::TruncateMatchingSuffix,
+    Bug::MatchIndexFromOwnLog,
+    Bug::StaleAppendReplyCounted,
+    Bug::CommitOldTerm,
+    Bug::CommitWithoutMajority,
+    Bug::SnapshotRollsBack,
+    Bug::SnapshotNotPersisted,
+    Bug::SnapshotWrongTerm,
+];
+
+/// Seeds of the random suite tried per bug before the search tests.
+const SEEDS: u64 = 20;
+
+/// A failed test of a child run, and its failure message.
+struct Failure {
+    test: String,
+    message: String,
+}
+
+/// Runs this binary's tests matching `filter` (minus `skip`) with `bug` planted and `seed`.
+fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failure> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg(filter).arg("--test-threads=2");
+    if let Some(s) = skip {
+        cmd.arg("--skip").arg(s);
+    }
+    let out = cmd
+        .env("RAFTLAB_PLANT", bug.name())
+        .env("RAFTLAB_SEED", seed.to_string())
+        .env_remove("RAFTLAB_TRACE")
+        .output()
+        .expect("run the suite");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // libtest prints each failure as `---- <name> stdout ----` then its output and panic.
+    let mut failures = Vec::new();
+    for block in text.split("---- ").skip(1) {
+        let Some((test, rest)) = block.split_once(" stdout ----") else {
+            continue;
+        };
+        let message = rest
+            .lines()
+            .find(|l| l.contains("safety violation") || l.contains("panicked at"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default();
+        let message = if message.contains("panicked at") {
+            // The message is the line after the location.
+            rest.lines()
+                .skip_while(|l| !l.contains("panicked at"))
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        } else {
+            message
+        };
+        failures.push(Failure {
+            test: test.trim().trim_start_matches("raft_suite::").to_string(),
+            message,
+        });
+    }
+    if failures.is_empty() {
+        assert!(
+            out.status.success(),
+            "{bug:?}: the suite failed without a test failure:\n{text}"
+        );
+    }
+    failures
+}
+
+/// Which mechanism a failure came from.
+fn mechanism(f: &Failure) -> &'static str {
+    if f.test.starts_with("search_") {
+        "search"
+    } else if f.message.contains("safety violation") {
+        "monitor"
+    } else {
+        "tester"
+    }
+}
+
+#[test]
+fn every_planted_raft_bug_is_caught() {
+    assert!(labrpc::planted::COMPILED_IN, "tests builds labrpc with planted-bugs");
+    let mut missed = Vec::new();
+    println!("{:<24} {:<8} {:<7} {:<34} first failure", "planted bug", "by", "seed", "test");
+    for &bug in RAFT_BUGS {
+        let mut caught = None;
+        for seed in 1..=SEEDS {
+            let failures = run_child("raft_suite::", Some("search_"), bug, seed);
+            if let Some(f) = failures.into_iter().next() {
+                caught = Some((seed.to_string(), f));
+                break;
+            }
+        }
+        if caught.is_none() {
+            let failures = run_child("raft_suite::search_", None, bug, 1);
+            caught = failures.into_iter().next().map(|f| ("-".to_string(), f));
+        }
+        match caught {
+            Some((seed, f)) => println!(
+                "{:<24} {:<8} {:<7} {:<34} {}",
+                bug.name(),
+                mechanism(&f),
+                seed,
+                f.test,
+                f.message.chars().take(160).collect::<String>()
+            ),
+            None => {
+                println!("{:<24} NOT CAUGHT", bug.name());
+                missed.push(bug.name());
+            }
+        }
+    }
+    assert!(missed.is_empty(), "planted bugs that passed the Raft suite: {missed:?}");
+}
