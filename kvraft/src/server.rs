@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use labrpc::{ClientEnd, Persister, Service, TaskGroup};
+use labrpc::{ClientEnd, Persister, Service, TaskGroup, planted};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
@@ -191,7 +191,7 @@ impl Inner {
 /// Handles one client request.
 async fn command(inner: Arc<Inner>, op: Op) -> Reply {
     // SOLUTION BEGIN: command: submit the operation to Raft (wrong leader if not leader), wait for it to be applied at the index Raft gave, and answer only if the entry applied there is this operation of this term; time out after commit_timeout
-    if op.kind == OpKind::Get && inner.options.unsafe_local_reads {
+    if op.kind == OpKind::Get && (inner.options.unsafe_local_reads || planted!(KvStaleLocalRead)) {
         return Ok(inner.lock().store.get(&op.key));
     }
     if op.kind != OpKind::Get && inner.lock().store.is_duplicate(op.client_id, op.seq) {
@@ -287,7 +287,8 @@ fn apply(inner: &Inner, msg: Apply) {
             if let Some(w) = st.waiters.remove(&index.0) {
                 // Answer only the request whose own entry committed here; another entry at
                 // this index means its leader lost office before committing it.
-                let ours = w.term == term && w.client_id == op.client_id && w.seq == op.seq;
+                let ours = (w.term == term && w.client_id == op.client_id && w.seq == op.seq)
+                    || planted!(KvWrongLeaderAnswer);
                 let _ = w.tx.send(if ours {
                     Ok(result)
                 } else {
@@ -334,9 +335,14 @@ fn maybe_snapshot(inner: &Inner) {
     let mut st = inner.lock();
     if st.last_applied > st.last_snapshot && (inner.state_size)() >= max {
         st.last_snapshot = st.last_applied;
-        inner
-            .rf
-            .snapshot(LogIndex(st.last_applied), st.store.encode());
+        let snapshot = if planted!(KvSnapshotWithoutDedup) {
+            let mut data_only = st.store.clone();
+            data_only.last_seq.clear();
+            data_only.encode()
+        } else {
+            st.store.encode()
+        };
+        inner.rf.snapshot(LogIndex(st.last_applied), snapshot);
     }
     // SOLUTION END
 }

@@ -66,10 +66,10 @@ bugs! {
     KvSnapshotWithoutDedup => "kvraft: snapshots the data but not the duplicate table",
     KvStaleLocalRead => "kvraft: answers Get from local state without going through the log",
     // shardkv.
-    ShardServesUnownedShard => "shardkv: serves keys of shards the group does not own in its current configuration",
+    ShardServesUnownedShard => "shardkv: checks that the group owns a key's shard when the request arrives, not where it applies in the log",
     ShardMigrationWithoutDedup => "shardkv: moves a shard's data without its duplicate table",
-    ShardConfigSkipsMigration => "shardkv: moves to the next configuration before the incoming shards have arrived",
-    ShardAppliesStaleConfig => "shardkv: applies a configuration that is not the next one",
+    ShardConfigSkipsMigration => "shardkv: serves a shard it gains at once, empty, instead of pulling it from its previous owner",
+    ShardAppliesStaleConfig => "shardkv: applies a configuration that is not the next one (a re-proposed current one, before the shards are settled)",
 }
 
 impl Bug {

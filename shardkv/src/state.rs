@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use labrpc::planted;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -155,7 +156,9 @@ impl GroupState {
     fn apply_client(&mut self, op: &Op) -> Reply {
         // SOLUTION BEGIN: apply_client: refuse keys whose shard this group does not serve now; otherwise apply exactly once with the shard's duplicate table
         match self.shards.get_mut(key2shard(&op.key)) {
-            Some(shard) if shard.status.serves() => Ok(shard.data.apply(op)),
+            Some(shard) if shard.status.serves() || planted!(ShardServesUnownedShard) => {
+                Ok(shard.data.apply(op))
+            }
             _ => Err(KvError::WrongGroup),
         }
         // SOLUTION END
@@ -163,13 +166,18 @@ impl GroupState {
 
     fn apply_config(&mut self, next: Config) -> Reply {
         // SOLUTION BEGIN: apply_config: move to the next configuration only when all shards are settled, marking shards to pull in and to hand over
-        if next.num != self.config.num + 1 || !self.settled() {
+        let stale = if planted!(ShardAppliesStaleConfig) {
+            next.num < self.config.num // lets the current one in again, settled or not
+        } else {
+            next.num != self.config.num + 1 || !self.settled()
+        };
+        if stale {
             return Ok(String::new()); // a duplicate, or proposed from a stale view
         }
         for (s, shard) in self.shards.iter_mut().enumerate() {
             let (old, new) = (self.config.shards[s], next.shards[s]);
             if new == self.gid && old != self.gid {
-                shard.status = if old == 0 {
+                shard.status = if old == 0 || planted!(ShardConfigSkipsMigration) {
                     ShardStatus::Serving // nobody had it: it starts empty
                 } else {
                     ShardStatus::Pulling
@@ -201,7 +209,14 @@ impl GroupState {
                 if let Some(shard) = self.shards.get_mut(s)
                     && shard.status == ShardStatus::Pulling
                 {
-                    shard.data = data;
+                    shard.data = if planted!(ShardMigrationWithoutDedup) {
+                        ShardData {
+                            kv: data.kv,
+                            ..ShardData::default()
+                        }
+                    } else {
+                        data
+                    };
                     shard.status = ShardStatus::Collecting;
                     installed.push(s);
                 }

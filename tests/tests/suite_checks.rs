@@ -84,7 +84,13 @@ fn local_reads_are_caught_as_not_linearizable() {
 // bug and seed in its environment exactly as a student's run would.
 
 #[path = "raft.rs"]
-mod raft_suite;
+mod suite_raft;
+
+#[path = "kvraft.rs"]
+mod suite_kvraft;
+
+#[path = "shardkv.rs"]
+mod suite_shardkv;
 
 use labrpc::planted::Bug;
 
@@ -131,31 +137,35 @@ fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failu
         .output()
         .expect("run the suite");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    // libtest prints each failure as `---- <name> stdout ----` then its output and panic.
+    // libtest prints each failure as a `---- <name> stdout ----` line, then its output and
+    // panic; the failure is its first `safety violation` line, or else its panic message.
     let mut failures = Vec::new();
-    for block in text.split("---- ").skip(1) {
-        let Some((test, rest)) = block.split_once(" stdout ----") else {
+    let lines: Vec<&str> = text.lines().collect();
+    for (k, line) in lines.iter().enumerate() {
+        let Some(test) = line
+            .strip_prefix("---- ")
+            .and_then(|l| l.strip_suffix(" stdout ----"))
+        else {
             continue;
         };
-        let message = rest
-            .lines()
-            .find(|l| l.contains("safety violation") || l.contains("panicked at"))
-            .map(|l| l.trim().to_string())
-            .unwrap_or_default();
-        let message = if message.contains("panicked at") {
-            // The message is the line after the location.
-            rest.lines()
-                .skip_while(|l| !l.contains("panicked at"))
-                .nth(1)
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        } else {
-            message
-        };
+        let block = lines[k + 1..]
+            .iter()
+            .take_while(|l| !(l.starts_with("---- ") && l.ends_with(" stdout ----")));
+        let mut violation = None;
+        let mut panic = None;
+        let mut after_panic = false;
+        for l in block {
+            if after_panic && panic.is_none() {
+                panic = Some(l.trim().to_string());
+            }
+            after_panic = l.contains("panicked at");
+            if violation.is_none() && l.contains("safety violation:") {
+                violation = Some(l.trim().trim_start_matches("# ").to_string());
+            }
+        }
         failures.push(Failure {
-            test: test.trim().trim_start_matches("raft_suite::").to_string(),
-            message,
+            test: test.trim().to_string(),
+            message: violation.or(panic).unwrap_or_default(),
         });
     }
     if failures.is_empty() {
@@ -169,7 +179,7 @@ fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failu
 
 /// Which mechanism a failure came from.
 fn mechanism(f: &Failure) -> &'static str {
-    if f.test.starts_with("search_") {
+    if f.test.contains("::search_") {
         "search"
     } else if f.message.contains("safety violation") {
         "monitor"
@@ -178,29 +188,29 @@ fn mechanism(f: &Failure) -> &'static str {
     }
 }
 
-#[test]
-fn every_planted_raft_bug_is_caught() {
+/// Each bug must fail the suite `module` within [`SEEDS`] seeds, or its search tests.
+fn check_planted(module: &str, bugs: &[Bug]) {
     let mut missed = Vec::new();
     println!(
-        "{:<24} {:<8} {:<7} {:<34} first failure",
+        "{:<28} {:<8} {:<5} {:<50} first failure",
         "planted bug", "by", "seed", "test"
     );
-    for &bug in RAFT_BUGS {
+    for &bug in bugs {
         let mut caught = None;
         for seed in 1..=SEEDS {
-            let failures = run_child("raft_suite::", Some("search_"), bug, seed);
+            let failures = run_child(module, Some("search_"), bug, seed);
             if let Some(f) = failures.into_iter().next() {
                 caught = Some((seed.to_string(), f));
                 break;
             }
         }
         if caught.is_none() {
-            let failures = run_child("raft_suite::search_", None, bug, 1);
+            let failures = run_child(&format!("{module}search_"), None, bug, 1);
             caught = failures.into_iter().next().map(|f| ("-".to_string(), f));
         }
         match caught {
             Some((seed, f)) => println!(
-                "{:<24} {:<8} {:<7} {:<34} {}",
+                "{:<28} {:<8} {:<5} {:<50} {}",
                 bug.name(),
                 mechanism(&f),
                 seed,
@@ -208,13 +218,44 @@ fn every_planted_raft_bug_is_caught() {
                 f.message.chars().take(160).collect::<String>()
             ),
             None => {
-                println!("{:<24} NOT CAUGHT", bug.name());
+                println!("{:<28} NOT CAUGHT", bug.name());
                 missed.push(bug.name());
             }
         }
     }
     assert!(
         missed.is_empty(),
-        "planted bugs that passed the Raft suite: {missed:?}"
+        "planted bugs that passed {module}: {missed:?}"
+    );
+}
+
+#[test]
+fn every_planted_raft_bug_is_caught() {
+    check_planted("suite_raft::", RAFT_BUGS);
+}
+
+#[test]
+fn every_planted_kvraft_bug_is_caught() {
+    check_planted(
+        "suite_kvraft::",
+        &[
+            Bug::KvNoDuplicateDetection,
+            Bug::KvWrongLeaderAnswer,
+            Bug::KvSnapshotWithoutDedup,
+            Bug::KvStaleLocalRead,
+        ],
+    );
+}
+
+#[test]
+fn every_planted_shardkv_bug_is_caught() {
+    check_planted(
+        "suite_shardkv::",
+        &[
+            Bug::ShardServesUnownedShard,
+            Bug::ShardMigrationWithoutDedup,
+            Bug::ShardConfigSkipsMigration,
+            Bug::ShardAppliesStaleConfig,
+        ],
     );
 }
