@@ -43,13 +43,6 @@ async fn stale_read_scenario(sim: Sim, broken: bool) {
     cfg.check_linearizable();
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[test]
 fn correct_service_passes_the_stale_read_scenario() {
     sim::run_test(env!("CARGO_PKG_NAME"), |sim| {
@@ -68,7 +61,7 @@ fn local_reads_are_caught_as_not_linearizable() {
             "seed {seed}: a service that serves stale reads passed the linearizability check"
         ),
         Err(p) => {
-            let msg = panic_message(p.as_ref());
+            let msg = tests::panic_text(p.as_ref());
             assert!(
                 msg.contains("not linearizable"),
                 "seed {seed}: failed for another reason: {msg}"
