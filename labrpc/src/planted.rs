@@ -52,7 +52,7 @@ bugs! {
     EntriesNotPersisted => "a follower does not persist the entries it appends before acknowledging them",
     AppendAcceptsStaleTerm => "a follower accepts AppendEntries from a leader of an older term",
     TruncateMatchingSuffix => "a follower deletes everything after prevLogIndex, even entries that match",
-    MatchIndexFromOwnLog => "a follower reports its whole log as matching, not just what the request proved",
+    MatchIndexFromOwnLog => "a follower takes its whole log as matching (to commit and to acknowledge), not just what the request proved",
     StaleAppendReplyCounted => "a leader counts AppendEntries replies from earlier terms",
     CommitOldTerm => "a leader commits entries of earlier terms by counting replicas (the Figure 8 mistake)",
     CommitWithoutMajority => "a leader's commit quorum is one node short",

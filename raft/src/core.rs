@@ -405,6 +405,9 @@ impl Raft {
                 _ => None,
             };
             self.become_follower(msg.term(), leader);
+            if labrpc::planted!(TermNotPersisted) {
+                self.state_dirty = false;
+            }
         }
         match msg {
             Message::RequestVote(m) => self.handle_request_vote(from, m),
@@ -508,7 +511,7 @@ impl Raft {
             }
             self.term = term;
             self.voted_for = None;
-            self.state_dirty = !labrpc::planted!(TermNotPersisted);
+            self.state_dirty = true;
         }
         self.role = Role::Follower;
         self.leader = leader;

@@ -144,7 +144,11 @@ impl Raft {
             self.state_dirty |= dirty;
             break;
         }
-        let last_new = LogIndex(prev.0 + entries.len() as u64);
+        let last_new = if planted!(MatchIndexFromOwnLog) {
+            self.log.last_index()
+        } else {
+            LogIndex(prev.0 + entries.len() as u64)
+        };
         self.accept_append(from, last_new, req.leader_commit);
         // SOLUTION END
     }
@@ -154,11 +158,6 @@ impl Raft {
         //    new entry): entries past what this request proved to match may still be stale.
         let target = leader_commit.min(last_new);
         self.advance_commit(target);
-        let last_new = if planted!(MatchIndexFromOwnLog) {
-            self.log.last_index()
-        } else {
-            last_new
-        };
         let term = self.term;
         self.reply(
             leader,
