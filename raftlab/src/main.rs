@@ -42,7 +42,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the graded suites many times with derived seeds and print the score table.
-    Grade(grade::GradeArgs),
+    Grade(grade::GradeCli),
+    /// Write (or --check) grading/student-files.txt: the files a student owns.
+    Manifest(grade::stage::ManifestArgs),
+    /// Internal: the parent of a graded test inside its sandbox.
+    #[command(hide = true)]
+    SandboxInit(grade::sandbox::InitArgs),
     /// Write the student starter tree (solution regions replaced by `todo!()`).
     Handout(handout::HandoutArgs),
     /// Check history files for linearizability.
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Grade(args) => grade::run(args),
+        Command::Manifest(args) => grade::stage::manifest_cmd(args),
+        Command::SandboxInit(args) => grade::sandbox::init(args),
         Command::Handout(args) => handout::run(args),
         Command::Lincheck(args) => lincheck_cmd::run(args),
         Command::Node(args) => cluster_cmd::node(args),

@@ -56,6 +56,10 @@
 //! });
 //! ```
 
+// Student code lives in this crate: no unsafe code, so it cannot reach into the harness's
+// memory or run before main (`#[no_mangle]`, `#[link_section]` are unsafe attributes).
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod common;
 pub mod ctrler;

@@ -17,6 +17,7 @@ pub mod safety;
 pub mod search;
 pub mod shardctrler_harness;
 pub mod shardkv_harness;
+mod verdict;
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -38,6 +39,7 @@ where
     F: FnOnce(Sim) -> Fut,
     Fut: Future<Output = ()>,
 {
+    verdict::arm();
     let _plant = plant_from_env();
     let run = safety::RunSafety::new(labrpc::sim::seed_from_env());
     let _installed = safety::install(run.clone());
@@ -66,6 +68,7 @@ where
             _ => std::panic::resume_unwind(panic),
         }
     }
+    verdict::passed();
 }
 
 /// The text of a panic's payload.

@@ -16,6 +16,7 @@ pub const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs a search test. `RAFTLAB_PLANT` applies here too (the suite's own checks).
 pub fn search_test(name: &str, bounds: Bounds) {
+    crate::verdict::arm();
     let _plant = crate::plant_from_env();
     let bounds = Bounds {
         time_limit: SEARCH_TIME_LIMIT,
@@ -23,7 +24,10 @@ pub fn search_test(name: &str, bounds: Bounds) {
     };
     let outcome = search(&bounds, |_| {});
     match outcome {
-        Outcome::Exhausted(stats) => println!("  ... Passed -- {name}: {stats}"),
+        Outcome::Exhausted(stats) => {
+            println!("  ... Passed -- {name}: {stats}");
+            crate::verdict::passed();
+        }
         Outcome::Unfinished(stats) => {
             panic!("{name}: the bounded space was not fully explored within the budget ({stats})")
         }
