@@ -35,7 +35,11 @@ const LAB_DIRS: [(&str, &str); 4] = [
 ];
 
 /// Files that are for instructors only and stay out of the handout.
-const INSTRUCTOR_ONLY: [&str; 2] = ["raftlab/tests/handout.rs", "tests/tests/suite_checks.rs"];
+const INSTRUCTOR_ONLY: [&str; 3] = [
+    "raftlab/tests/handout.rs",
+    "raftlab/tests/grade.rs",
+    "tests/tests/suite_checks.rs",
+];
 
 #[derive(Debug, clap::Args)]
 pub struct HandoutArgs {

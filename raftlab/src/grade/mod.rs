@@ -149,6 +149,10 @@ pub struct GradeArgs {
     /// Keep running (run after run of every selected test) until a run fails.
     #[arg(long, conflicts_with = "max_failures")]
     until_failure: bool,
+    /// Extra `cargo --config KEY=VALUE` for building the suites (repeatable), e.g.
+    /// `profile.release.debug=0` for faster builds of a class.
+    #[arg(long = "cargo-config", value_name = "KEY=VALUE")]
+    cargo_config: Vec<String>,
     /// The points file [default: grading/points.txt of the grader's workspace].
     #[arg(long, value_name = "FILE")]
     points: Option<PathBuf>,
@@ -310,7 +314,7 @@ fn grade_tree(
             let root = official.to_path_buf();
             eprintln!("raftlab grade: {} | seed {master}", root.display());
             let targets: Vec<&str> = selected.iter().map(|(_, t)| *t).collect();
-            let binaries = match suites::build(&root, None, &targets)? {
+            let binaries = match suites::build(&root, None, &targets, &args.cargo_config)? {
                 Ok(b) => b,
                 Err(f) => {
                     for e in &f.errors {
@@ -343,7 +347,7 @@ fn grade_tree(
                 work.display()
             );
             let (staged, binaries, not_built) =
-                build_student(official, &student, &work, &selected)?;
+                build_student(official, &student, &work, &selected, &args.cargo_config)?;
             meta.ignored = staged
                 .ignored
                 .iter()
@@ -454,6 +458,7 @@ fn build_student(
     student: &Path,
     work: &Path,
     selected: &[(&'static str, &'static str)],
+    config: &[String],
 ) -> Result<(
     stage::Staged,
     BTreeMap<String, suites::SuiteBinary>,
@@ -464,7 +469,7 @@ fn build_student(
     let mut staged = stage::stage(official, student, &tree)?;
     let targets: Vec<&str> = selected.iter().map(|(_, t)| *t).collect();
     eprintln!("building the suites with the student's code ...");
-    let failure = match suites::build(&tree, Some(&target_dir), &targets)? {
+    let failure = match suites::build(&tree, Some(&target_dir), &targets, config)? {
         Ok(binaries) => return Ok((staged, binaries, BTreeMap::new())),
         Err(f) => f,
     };
@@ -479,7 +484,7 @@ fn build_student(
         let mut trial = good.clone();
         trial.insert(c);
         staged.use_student_crates(&trial)?;
-        match suites::build(&tree, Some(&target_dir), &targets)? {
+        match suites::build(&tree, Some(&target_dir), &targets, config)? {
             Ok(_) => good = trial,
             Err(f) => {
                 for e in f.errors.iter().take(3) {
@@ -490,7 +495,7 @@ fn build_student(
         }
     }
     staged.use_student_crates(&good)?;
-    let binaries = match suites::build(&tree, Some(&target_dir), &targets)? {
+    let binaries = match suites::build(&tree, Some(&target_dir), &targets, config)? {
         Ok(b) => b,
         Err(f) => bail!(
             "the grader's own handout stubs do not build ({}): {}",

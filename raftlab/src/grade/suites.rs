@@ -62,6 +62,7 @@ pub fn build(
     root: &Path,
     target_dir: Option<&Path>,
     targets: &[&str],
+    config: &[String],
 ) -> Result<std::result::Result<BTreeMap<String, SuiteBinary>, BuildFailure>> {
     let manifest = root.join("Cargo.toml");
     let mut cmd = Command::new("cargo");
@@ -75,6 +76,9 @@ pub fn build(
         .stderr(Stdio::piped());
     for t in targets {
         cmd.args(["--test", t]);
+    }
+    for c in config {
+        cmd.arg("--config").arg(c);
     }
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
