@@ -40,6 +40,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // reason: parsed once per process
 enum Command {
     /// Run the graded suites many times with derived seeds and print the score table.
     Grade(grade::GradeCli),

@@ -365,6 +365,25 @@ fn grade_tree(
         }
     };
     let _ = root;
+    // Every run executes a sealed copy of its suite, which no earlier run can have changed.
+    let mut sealed = Vec::new();
+    let mut binaries = binaries;
+    for b in binaries.values_mut() {
+        match sandbox::seal(&b.exe) {
+            Ok(s) => {
+                b.exe = s.path.clone();
+                sealed.push(s);
+            }
+            Err(e) => {
+                let n = format!(
+                    "notice: cannot seal {} ({e}): runs execute the build directory's copy",
+                    b.exe.display()
+                );
+                eprintln!("{n}");
+                meta.notices.push(n);
+            }
+        }
+    }
 
     let mut suites = Vec::new();
     for (lab, target) in selected {
@@ -450,6 +469,13 @@ fn grade_tree(
     Ok(Report::build(rows, planned, points, meta))
 }
 
+/// A student's tree, staged and built: the suites, and the labs that did not compile (why).
+type StudentBuild = (
+    stage::Staged,
+    BTreeMap<String, suites::SuiteBinary>,
+    BTreeMap<String, String>,
+);
+
 /// Stages and builds a student's tree. A student crate that does not compile is replaced by
 /// its handout stubs so that the labs which do not need it are still graded; the labs that do
 /// score zero with the compiler's first error as the reason.
@@ -459,11 +485,7 @@ fn build_student(
     work: &Path,
     selected: &[(&'static str, &'static str)],
     config: &[String],
-) -> Result<(
-    stage::Staged,
-    BTreeMap<String, suites::SuiteBinary>,
-    BTreeMap<String, String>,
-)> {
+) -> Result<StudentBuild> {
     let tree = work.join("tree");
     let target_dir = work.join("target");
     let mut staged = stage::stage(official, student, &tree)?;

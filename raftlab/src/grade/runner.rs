@@ -147,20 +147,11 @@ pub fn run_all(ctx: &RunContext, plan: &Plan, jobs: usize, clock: Instant) -> (V
     (rows, stopped)
 }
 
-/// A fresh secret for one run's verdict.
-fn token() -> String {
+/// A fresh secret for one run's verdict: 128 bits from the OS.
+fn token() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        // No /dev/urandom: std's randomly keyed hasher is the next best source.
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in bytes.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0);
-            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Runs one test once, in its sandbox, as `<bin> <name> --exact --nocapture` with its seed.
@@ -200,7 +191,13 @@ fn run_one(ctx: &RunContext, job: &Job) -> Row {
         return row;
     }
     let _ = std::fs::remove_file(&verdict);
-    let secret = token();
+    let secret = match token() {
+        Ok(t) => t,
+        Err(e) => {
+            row.reason = Some(format!("cannot make the run's verdict token: {e}"));
+            return row;
+        }
+    };
     let mut env: Vec<(&'static str, OsString)> = vec![
         ("RAFTLAB_SEED", seed.to_string().into()),
         ("RAFTLAB_VERDICT", verdict.clone().into_os_string()),

@@ -87,6 +87,8 @@ pub fn build(
     let stdout = child.stdout.take().context("cargo's stdout")?;
     let stderr = child.stderr.take().context("cargo's stderr")?;
     // cargo's own progress lines, for the log; read on the side so neither pipe fills up.
+    #[allow(clippy::disallowed_methods)]
+    // reason: the grader runs real processes; nothing here is simulated
     let err_thread = std::thread::spawn(move || {
         let mut text = String::new();
         for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
