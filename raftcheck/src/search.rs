@@ -293,6 +293,10 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
     let mut depth = 0;
     while !frontier.is_empty() && depth < bounds.max_depth {
         let mut next = Vec::new();
+        // States of the last level are checked but never expanded: nothing of them is kept
+        // (the last level is the largest; keeping it would multiply the memory by the
+        // branching factor).
+        let last = depth + 1 == bounds.max_depth;
         for s in &frontier {
             for (command, left) in events(s, bounds) {
                 stats.transitions += 1;
@@ -305,9 +309,9 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
                     continue;
                 }
                 stats.states += 1;
-                trail.push((s.id, command));
-                let id = (trail.len() - 1) as u32;
                 if let Some(v) = cluster.violation() {
+                    trail.push((s.id, command));
+                    let id = (trail.len() - 1) as u32;
                     stats.elapsed = started.elapsed();
                     let violation = v.clone();
                     return Outcome::Violation {
@@ -320,7 +324,11 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
                     stats.elapsed = started.elapsed();
                     return Outcome::Unfinished(stats);
                 }
-                next.push(State { cluster, left, id });
+                if !last {
+                    trail.push((s.id, command));
+                    let id = (trail.len() - 1) as u32;
+                    next.push(State { cluster, left, id });
+                }
             }
         }
         depth += 1;
