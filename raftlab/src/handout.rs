@@ -379,6 +379,13 @@ fn student_readme(stubbed: &[(PathBuf, Vec<Region>)], labs: &[String]) -> String
          protocol go in `election.rs`, `replication.rs` and `snapshot.rs`; the log \
          (`log.rs`), persistence (`persist.rs`) and the async driver (`driver.rs`) are given. \
          Figure 2 of the Raft paper is the specification.\n\n\
+         ## What is graded\n\n\
+         Only your files are graded: those listed in `grading/student-files.txt`, and new \
+         modules you add under `raft/src/`, `kvraft/src/` or `shardkv/src/`. The grader builds \
+         them into its own copy of everything else (tests, simulator, harness, points), so \
+         changes elsewhere have no effect; it lists them as ignored. The lab crates \
+         `forbid(unsafe_code)`. Each test runs without network, with limits on memory, output \
+         and time, and passes only when the tester itself says so after all of its checks.\n\n\
          ## Running the tests\n\n\
          Each lab's suite is one test binary of the `tests` package; a test's name ends with its \
          lab part:\n\n\
