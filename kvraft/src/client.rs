@@ -3,79 +3,59 @@
 use std::time::Duration;
 
 use labrpc::ClientEnd;
+use rsm::Retry;
 
 use crate::common::{COMMAND_METHOD, Op, OpKind, Reply};
 
-/// Give up on one call after this long and try another server. The network reports lost
-/// requests itself; this only bounds a call to a server that stopped answering.
+/// Give up on one call after this long and try another server.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// After asking every server once without success, wait this long before the next round
-/// (an election is probably in progress).
-const ROUND_PAUSE: Duration = Duration::from_millis(20);
 
-/// A client. It remembers the last leader, and retries an operation (with the same sequence
-/// number) across servers, leader changes and lost replies until one answers.
+/// A KV client: the `rsm` layer's clerk, with the service's three operations.
 pub struct Clerk {
-    servers: Vec<ClientEnd>,
-    client_id: u64,
-    seq: u64,
-    leader: usize,
+    clerk: rsm::Clerk,
 }
 
 impl Clerk {
-    /// A clerk talking to these servers. `client_id` must be unique among all clerks of the
-    /// service (the tester hands them out; a real client would draw a random one).
+    /// A clerk talking to these servers. `client_id` must be unique among clerks.
     pub fn new(servers: Vec<ClientEnd>, client_id: u64) -> Clerk {
         Clerk {
-            servers,
-            client_id,
-            seq: 0,
-            leader: 0,
+            clerk: rsm::Clerk::new(servers, client_id, CALL_TIMEOUT),
         }
     }
 
     pub fn client_id(&self) -> u64 {
-        self.client_id
+        self.clerk.client_id()
     }
 
-    /// The current value of `key` ("" if it has none).
+    /// The value of `key` ("" if none).
     pub async fn get(&mut self, key: &str) -> String {
         self.run(OpKind::Get, key, "").await
     }
 
+    /// Sets `key` to `value`.
     pub async fn put(&mut self, key: &str, value: &str) {
         self.run(OpKind::Put, key, value).await;
     }
 
+    /// Appends `value` to `key`'s value.
     pub async fn append(&mut self, key: &str, value: &str) {
         self.run(OpKind::Append, key, value).await;
     }
 
     async fn run(&mut self, kind: OpKind, key: &str, value: &str) -> String {
-        // SOLUTION BEGIN: run: number the operation, then try servers (starting with the last leader) until one answers it; pause after a full round of failures
-        self.seq += 1;
+        let session = self.clerk.next_session();
         let op = Op {
-            client_id: self.client_id,
-            seq: self.seq,
+            client_id: session.client,
+            seq: session.seq,
             kind,
             key: key.to_owned(),
             value: value.to_owned(),
         };
-        let n = self.servers.len().max(1);
-        let mut failures = 0usize;
-        loop {
-            if let Some(end) = self.servers.get(self.leader) {
-                let call = end.call::<Op, Reply>(COMMAND_METHOD, &op);
-                if let Ok(Ok(Ok(value))) = tokio::time::timeout(CALL_TIMEOUT, call).await {
-                    return value;
-                }
-            }
-            self.leader = (self.leader + 1) % n;
-            failures += 1;
-            if failures.is_multiple_of(n) {
-                tokio::time::sleep(ROUND_PAUSE).await;
-            }
-        }
-        // SOLUTION END
+        self.clerk
+            .call(COMMAND_METHOD, &op, |reply: Reply| match reply {
+                Ok(value) => Retry::Done(value),
+                Err(_) => Retry::Again,
+            })
+            .await
     }
 }

@@ -10,7 +10,7 @@ pub enum OpKind {
     Append,
 }
 
-/// One client operation, as it is replicated through the Raft log.
+/// One client operation, as a clerk sends it.
 ///
 /// `(client_id, seq)` identifies it: a clerk numbers its operations 1, 2, 3, ... and retries
 /// an operation with the same number until it gets an answer, so the servers can apply each
@@ -24,7 +24,17 @@ pub struct Op {
     pub value: String,
 }
 
+/// What goes into the log for an [`Op`]: the operation without its session (the `rsm` layer
+/// carries that).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvCommand {
+    pub kind: OpKind,
+    pub key: String,
+    pub value: String,
+}
+
 /// Why a server did not carry out a request. The clerk retries elsewhere on all of them.
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum KvError {
     /// This server is not the leader (or lost leadership before the operation committed).

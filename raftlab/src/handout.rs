@@ -27,8 +27,10 @@ pub const BEGIN: &str = "// SOLUTION BEGIN";
 pub const END: &str = "// SOLUTION END";
 
 /// Each lab's crate directory in the workspace.
-const LAB_DIRS: [(&str, &str); 4] = [
+const LAB_DIRS: [(&str, &str); 5] = [
     ("raft", "raft"),
+    // The replicated-state-machine layer is handed out with the first lab on it.
+    ("kvraft", "rsm"),
     ("kvraft", "kvraft"),
     ("shardctrler", "shardctrler"),
     ("shardkv", "shardkv"),

@@ -117,7 +117,7 @@ fn handout_builds_and_its_raft_suite_fails() {
                 n + 1
             );
             // Planted bugs live inside solution regions: none may reach students.
-            let lab_code = ["raft/src", "kvraft/src", "shardkv/src"]
+            let lab_code = ["raft/src", "rsm/src", "kvraft/src", "shardkv/src"]
                 .iter()
                 .any(|d| file.starts_with(tree.join(d)));
             assert!(

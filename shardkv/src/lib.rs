@@ -64,13 +64,13 @@ pub mod client;
 pub mod common;
 pub mod ctrler;
 pub mod migration;
-pub mod rsm;
 pub mod server;
 pub mod shard;
 pub mod state;
 
+pub use ::rsm;
+pub use ::rsm::StartError;
 pub use client::Clerk;
 pub use common::{KvError, Op, OpKind, Reply, key2shard};
 pub use ctrler::{Config, Gid, NSHARDS};
-pub use rsm::StartError;
 pub use server::{MakeEnd, ServerOptions, ShardKvServer};

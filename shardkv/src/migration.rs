@@ -26,10 +26,10 @@ use crate::common::{
     DELETE_METHOD, DeleteArgs, DeleteReply, MigrationError, PULL_METHOD, PullArgs, PullReply,
 };
 use crate::ctrler;
-use crate::rsm::SubmitError;
 use crate::server::{Errand, Inner};
 use crate::shard::ShardStatus;
 use crate::state::{Command, Transfer};
+use rsm::SubmitError;
 
 /// How often the leader asks the controller for the next configuration (the lab's ~100 ms).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::common::{DeleteArgs, KvError, Op, OpKind, PullArgs, Reply};
 use crate::ctrler::{self, Gid};
 use crate::migration;
-use crate::rsm::{Rsm, RsmOptions, StartError, SubmitError};
 use crate::state::{Command, GroupState};
+use rsm::{Rsm, RsmOptions, StartError, SubmitError};
 
 /// Makes a client end to the server with this name (the tester's `make_end`).
 pub type MakeEnd = Arc<dyn Fn(&str) -> ClientEnd + Send + Sync>;

@@ -23,8 +23,8 @@ use tracing::info;
 
 use crate::common::{KvError, MigrationError, Op, PullReply, Reply, key2shard};
 use crate::ctrler::{Config, Gid, NSHARDS};
-use crate::rsm::{CorruptSnapshot, StateMachine};
 use crate::shard::{Shard, ShardData, ShardStatus};
+use rsm::{CorruptSnapshot, StateMachine};
 
 /// What goes into a group's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,14 +22,14 @@ use crate::handout;
 pub const MANIFEST: &str = "grading/student-files.txt";
 
 /// The crates students write code in, in dependency order.
-pub const STUDENT_CRATES: [&str; 3] = ["raft", "kvraft", "shardkv"];
+pub const STUDENT_CRATES: [&str; 4] = ["raft", "rsm", "kvraft", "shardkv"];
 
 /// The student crates each lab's tests need.
 pub fn crates_of_lab(lab: &str) -> &'static [&'static str] {
     match lab {
         "raft" => &["raft"],
-        "kvraft" => &["raft", "kvraft"],
-        _ => &["raft", "shardkv"],
+        "kvraft" => &["raft", "rsm", "kvraft"],
+        _ => &["raft", "rsm", "shardkv"],
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use labrpc::ClientEnd;
+use rsm::Retry;
 
 use super::common::{
     CTRLER_METHOD, Config, CtrlerError, CtrlerOp, CtrlerReply, Gid, NSHARDS, Request,
@@ -11,16 +12,10 @@ use super::common::{
 
 /// Give up on one call after this long and try another server.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// After asking every server once without success, wait this long before the next round.
-const ROUND_PAUSE: Duration = Duration::from_millis(20);
 
-/// A controller client. It remembers the last leader and retries a request (with the same
-/// number) across servers until one answers.
+/// A controller client: the `rsm` layer's clerk with the controller's four requests.
 pub struct Clerk {
-    servers: Vec<ClientEnd>,
-    client_id: u64,
-    seq: u64,
-    leader: usize,
+    clerk: rsm::Clerk,
 }
 
 impl Clerk {
@@ -28,10 +23,7 @@ impl Clerk {
     /// clerks that Join, Leave or Move (queries change nothing, so any id will do for them).
     pub fn new(servers: Vec<ClientEnd>, client_id: u64) -> Clerk {
         Clerk {
-            servers,
-            client_id,
-            seq: 0,
-            leader: 0,
+            clerk: rsm::Clerk::new(servers, client_id, CALL_TIMEOUT),
         }
     }
 
@@ -60,29 +52,19 @@ impl Clerk {
     }
 
     async fn run(&mut self, request: Request) -> Option<Config> {
-        self.seq += 1;
+        let session = self.clerk.next_session();
         let op = CtrlerOp {
-            client_id: self.client_id,
-            seq: self.seq,
+            client_id: session.client,
+            seq: session.seq,
             request,
         };
-        let n = self.servers.len().max(1);
-        let mut failures = 0usize;
-        loop {
-            if let Some(end) = self.servers.get(self.leader) {
-                let call = end.call::<CtrlerOp, CtrlerReply>(CTRLER_METHOD, &op);
-                match tokio::time::timeout(CALL_TIMEOUT, call).await {
-                    Ok(Ok(Ok(config))) => return config,
-                    // The request was valid but could not be carried out: retrying is useless.
-                    Ok(Ok(Err(CtrlerError::BadShard))) => return None,
-                    _ => {}
-                }
-            }
-            self.leader = (self.leader + 1) % n;
-            failures += 1;
-            if failures.is_multiple_of(n) {
-                tokio::time::sleep(ROUND_PAUSE).await;
-            }
-        }
+        self.clerk
+            .call(CTRLER_METHOD, &op, |reply: CtrlerReply| match reply {
+                Ok(config) => Retry::Done(config),
+                // The request was valid but could not be carried out: retrying is useless.
+                Err(CtrlerError::BadShard) => Retry::Done(None),
+                Err(_) => Retry::Again,
+            })
+            .await
     }
 }

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::common::{CtrlerError, CtrlerOp, CtrlerReply, Request};
 use super::state::Configs;
-use crate::rsm::{Rsm, RsmOptions, StartError, SubmitError};
+use rsm::{Rsm, RsmOptions, Session, StartError, SubmitError};
 
 /// A running controller replica. Cheap to clone.
 #[derive(Clone)]
@@ -55,20 +55,23 @@ impl CtrlerServer {
 }
 
 async fn command(rsm: &Rsm<Configs>, op: CtrlerOp) -> CtrlerReply {
-    match &op.request {
-        // A configuration that exists never changes, so any replica that has it may answer.
-        Request::Query(Some(n)) => {
-            if let Some(c) = rsm.read(|s| s.get(*n).cloned()) {
-                return Ok(Some(c));
-            }
-        }
-        // Already applied (committed), so the clerk may hear so from anyone.
-        r if r.is_write() && rsm.read(|s| s.is_duplicate(op.client_id, op.seq)) => {
-            return Ok(None);
-        }
-        _ => {}
+    // A configuration that exists never changes, so any replica that has it may answer.
+    if let Request::Query(Some(n)) = &op.request
+        && let Some(c) = rsm.read(|s| s.get(*n).cloned())
+    {
+        return Ok(Some(c));
     }
-    match rsm.submit(op).await {
+    let outcome = if op.request.is_write() {
+        // Exactly once: the layer applies a client's numbered request once.
+        let session = Session {
+            client: op.client_id,
+            seq: op.seq,
+        };
+        rsm.submit_as(session, op.request).await
+    } else {
+        rsm.submit(op.request).await
+    };
+    match outcome {
         Ok(reply) => reply,
         Err(SubmitError::Timeout) => Err(CtrlerError::Timeout),
         Err(SubmitError::NotLeader | SubmitError::Lost) => Err(CtrlerError::WrongLeader),

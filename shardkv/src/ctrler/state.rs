@@ -1,27 +1,24 @@
-//! The controller's replicated state: the sequence of configurations and the table that makes
-//! Join, Leave and Move exactly-once.
+//! The controller's replicated state: the sequence of configurations. Join, Leave and Move are
+//! exactly-once through the `rsm` layer's sessions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{Config, CtrlerError, CtrlerOp, CtrlerReply, NSHARDS, Request};
+use super::common::{Config, CtrlerError, CtrlerReply, NSHARDS, Request};
 use super::rebalance::rebalance;
-use crate::rsm::{CorruptSnapshot, StateMachine};
+use rsm::{CorruptSnapshot, StateMachine};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Configs {
     /// `configs[n]` is configuration `n`; there is always configuration 0.
     configs: Vec<Config>,
-    /// The highest request number applied for each client.
-    last_seq: BTreeMap<u64, u64>,
 }
 
 impl Default for Configs {
     fn default() -> Self {
         Configs {
             configs: vec![Config::default()],
-            last_seq: BTreeMap::new(),
         }
     }
 }
@@ -43,10 +40,6 @@ impl Configs {
             .unwrap_or_else(|| self.latest())
     }
 
-    pub fn is_duplicate(&self, client_id: u64, seq: u64) -> bool {
-        self.last_seq.get(&client_id).is_some_and(|s| seq <= *s)
-    }
-
     fn push(&mut self, shards: [u64; NSHARDS], groups: BTreeMap<u64, Vec<String>>) {
         let num = self.latest().num + 1;
         self.configs.push(Config {
@@ -58,19 +51,15 @@ impl Configs {
 }
 
 impl StateMachine for Configs {
-    type Command = CtrlerOp;
+    type Command = Request;
     type Output = CtrlerReply;
 
-    fn apply(&mut self, op: CtrlerOp) -> CtrlerReply {
-        if let Request::Query(num) = op.request {
+    fn apply(&mut self, request: Request) -> CtrlerReply {
+        if let Request::Query(num) = request {
             return Ok(Some(self.query(num).clone()));
         }
-        if self.is_duplicate(op.client_id, op.seq) {
-            return Ok(None);
-        }
-        self.last_seq.insert(op.client_id, op.seq);
         let latest = self.latest().clone();
-        match op.request {
+        match request {
             Request::Join(new) => {
                 let mut groups = latest.groups;
                 groups.extend(new);
@@ -118,20 +107,15 @@ impl StateMachine for Configs {
 mod tests {
     use super::*;
 
-    fn op(client_id: u64, seq: u64, request: Request) -> CtrlerOp {
-        CtrlerOp {
-            client_id,
-            seq,
-            request,
-        }
+    fn op(_client_id: u64, _seq: u64, request: Request) -> Request {
+        request
     }
 
     #[test]
-    fn join_leave_move_query_exactly_once() {
+    fn join_leave_move_query() {
         let mut c = Configs::default();
         let join = Request::Join([(1, vec!["a".to_owned()])].into_iter().collect());
-        assert_eq!(c.apply(op(9, 1, join.clone())), Ok(None));
-        assert_eq!(c.apply(op(9, 1, join)), Ok(None)); // a retry
+        assert_eq!(c.apply(op(9, 1, join)), Ok(None));
         assert_eq!(c.latest().num, 1);
         assert_eq!(c.latest().shards, [1; NSHARDS]);
         let join2 = Request::Join([(2, vec!["b".to_owned()])].into_iter().collect());

@@ -1,61 +1,19 @@
-//! A replicated state machine on Raft, shared by the shard controller and the key/value groups.
-//!
-//! A service puts each command through the Raft log with [`Rsm::submit`] and gets back what the
-//! state machine returned when it applied that command. Every replica applies the same commands in
-//! the same order, so every replica holds the same state. The service snapshots the state machine
-//! whenever Raft's persisted state grows past `maxraftstate`, and a restarted replica starts from
-//! its last snapshot.
-//!
-//! A submitter waits on the log index Raft gave its command; it learns the outcome only if the
-//! entry applied at that index has the term Raft gave it. By the Log Matching property an entry is
-//! identified by its index and term, so that is its own command and not another leader's.
+//! One replica: a Raft node, the state machine, the sessions and the submitters waiting.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use labrpc::{ClientEnd, Persister, TaskGroup};
-use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Term};
+use labrpc::{ClientEnd, Persister, TaskGroup, planted};
+use raft::{
+    Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Storage, Term, Transport,
+};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
-/// A state machine that a [`Rsm`] replicates.
-pub trait StateMachine: Send + 'static {
-    /// What goes into the log.
-    type Command: Serialize + DeserializeOwned + Send;
-    /// What applying a command returns to its submitter.
-    type Output: Send + 'static;
-
-    /// Applies one committed command. Must be deterministic: every replica calls it with the same
-    /// commands in the same order.
-    fn apply(&mut self, command: Self::Command) -> Self::Output;
-
-    /// The whole state, encoded.
-    fn snapshot(&self) -> Vec<u8>;
-
-    /// Replaces the state with a snapshot made by [`StateMachine::snapshot`].
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), CorruptSnapshot>;
-}
-
-/// A snapshot that does not decode.
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt snapshot ({len} bytes): {reason}")]
-pub struct CorruptSnapshot {
-    pub len: usize,
-    pub reason: String,
-}
-
-impl CorruptSnapshot {
-    pub fn new(bytes: &[u8], reason: impl ToString) -> Self {
-        CorruptSnapshot {
-            len: bytes.len(),
-            reason: reason.to_string(),
-        }
-    }
-}
+use crate::machine::{CorruptSnapshot, StateMachine};
+use crate::session::{Entry, Session, Sessions, Snapshot};
 
 /// Why a replica could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +67,7 @@ struct Waiter<O> {
 
 struct Shared<M: StateMachine> {
     machine: M,
+    sessions: Sessions<M::Output>,
     last_applied: u64,
     /// The term of the entry at `last_applied` (0 before any entry was applied here).
     last_applied_term: u64,
@@ -118,12 +77,13 @@ struct Shared<M: StateMachine> {
 }
 
 struct Inner<M: StateMachine> {
-    /// For log lines: which replica this is, e.g. `ctrler-1` or `100-2`.
+    /// For log lines: which replica this is, e.g. `kv-1`, `ctrler-1` or `100-2`.
     name: String,
     rf: Node,
-    persister: Persister,
+    state_size: Box<dyn Fn() -> usize + Send + Sync>,
     options: RsmOptions,
     state: Mutex<Shared<M>>,
+    tasks: TaskGroup,
 }
 
 /// A running replica. Cheap to clone.
@@ -139,9 +99,29 @@ impl<M: StateMachine> Clone for Rsm<M> {
     }
 }
 
+/// Encodes the layer's snapshot: the sessions and the machine.
+fn encode<M: StateMachine>(sessions: &Sessions<M::Output>, machine: &M) -> Vec<u8> {
+    let snap = Snapshot {
+        sessions: sessions.clone(),
+        machine: machine.snapshot(),
+    };
+    postcard::to_stdvec(&snap).unwrap_or_default()
+}
+
+/// Restores the sessions and the machine from a snapshot made by [`encode`].
+fn decode<M: StateMachine>(
+    bytes: &[u8],
+    machine: &mut M,
+) -> Result<Sessions<M::Output>, CorruptSnapshot> {
+    let snap: Snapshot<M::Output> =
+        postcard::from_bytes(bytes).map_err(|e| CorruptSnapshot::new(bytes, e))?;
+    machine.restore(&snap.machine)?;
+    Ok(snap.sessions)
+}
+
 impl<M: StateMachine> Rsm<M> {
-    /// Starts Raft (`peers[i]` reaches replica i) and the applier, with `machine` restored from
-    /// the persister's snapshot if it has one. All tasks run in `tasks`.
+    /// Starts Raft in the simulator (`peers[i]` reaches replica i) and the applier, with
+    /// `machine` restored from the persister's snapshot if it has one. All tasks run in `tasks`.
     #[allow(clippy::too_many_arguments)] // a replica's identity, its Raft's inputs, and the machine
     pub fn start(
         name: String,
@@ -149,23 +129,55 @@ impl<M: StateMachine> Rsm<M> {
         me: usize,
         persister: Persister,
         options: RsmOptions,
+        machine: M,
+        rng: ChaCha8Rng,
+        tasks: &TaskGroup,
+    ) -> Result<Rsm<M>, StartError> {
+        let n = peers.len();
+        let sizer = persister.clone();
+        Rsm::start_with(
+            name,
+            LabrpcTransport::new(peers),
+            persister,
+            me,
+            n,
+            move || sizer.raft_state_size(),
+            options,
+            machine,
+            rng,
+            tasks,
+        )
+    }
+
+    /// Starts a replica over any transport and storage (the real cluster uses TCP and disk).
+    /// `state_size` reports how many bytes of Raft state the storage holds, for `maxraftstate`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with<T: Transport, S: Storage>(
+        name: String,
+        transport: T,
+        storage: S,
+        me: usize,
+        peers: usize,
+        state_size: impl Fn() -> usize + Send + Sync + 'static,
+        options: RsmOptions,
         mut machine: M,
         rng: ChaCha8Rng,
         tasks: &TaskGroup,
     ) -> Result<Rsm<M>, StartError> {
-        let snapshot = persister.read_snapshot();
-        if !snapshot.is_empty() {
-            machine.restore(&snapshot)?;
-        }
-        let n = peers.len();
+        let (_, snapshot) = storage.load()?;
+        let sessions = if snapshot.is_empty() {
+            Sessions::default()
+        } else {
+            decode(&snapshot, &mut machine)?
+        };
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let rf = Node::start(
             raft::Config::lab(
                 NodeId(me as u64),
-                (0..n).map(|p| NodeId(p as u64)).collect(),
+                (0..peers).map(|p| NodeId(p as u64)).collect(),
             ),
-            LabrpcTransport::new(peers),
-            persister.clone(),
+            transport,
+            storage,
             apply_tx,
             rng,
             tasks.clone(),
@@ -176,15 +188,17 @@ impl<M: StateMachine> Rsm<M> {
         let inner = Arc::new(Inner {
             name,
             rf,
-            persister,
+            state_size: Box::new(state_size),
             options,
             state: Mutex::new(Shared {
                 machine,
+                sessions,
                 last_applied,
                 last_applied_term: 0,
                 last_snapshot: last_applied,
                 waiters: BTreeMap::new(),
             }),
+            tasks: tasks.clone(),
         });
         tasks.spawn(applier(inner.clone(), apply_rx));
         Ok(Rsm { inner })
@@ -213,38 +227,24 @@ impl<M: StateMachine> Rsm<M> {
         leader && self.inner.lock().last_applied_term == term.0
     }
 
+    /// Stops the replica and its Raft node.
+    pub fn kill(&self) {
+        self.inner.tasks.kill();
+    }
+
     /// Puts `command` through the log and returns what applying it returned.
     pub async fn submit(&self, command: M::Command) -> Result<M::Output, SubmitError> {
-        let bytes = postcard::to_stdvec(&command).map_err(|_| SubmitError::Lost)?;
-        let (index, term) = self
-            .inner
-            .rf
-            .start_command(bytes)
-            .await
-            .map_err(|_| SubmitError::NotLeader)?;
-        let rx = {
-            let mut st = self.inner.lock();
-            if st.last_applied >= index.0 {
-                // Applied before we could wait for it: its outcome is gone.
-                return Err(SubmitError::Lost);
-            }
-            let (tx, rx) = oneshot::channel();
-            // A waiter left at this index by an earlier term is superseded: its entry can no
-            // longer commit there (dropping its sender tells it so).
-            st.waiters.insert(index.0, Waiter { term, tx });
-            rx
-        };
-        match tokio::time::timeout(self.inner.options.commit_timeout, rx).await {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(_)) => Err(SubmitError::Lost),
-            Err(_) => {
-                let mut st = self.inner.lock();
-                if st.waiters.get(&index.0).is_some_and(|w| w.term == term) {
-                    st.waiters.remove(&index.0);
-                }
-                Err(SubmitError::Timeout)
-            }
-        }
+        submit(&self.inner, None, command).await
+    }
+
+    /// Like [`Rsm::submit`], for an exactly-once client: a command whose session was applied
+    /// already is not applied again, and its first output is the answer.
+    pub async fn submit_as(
+        &self,
+        session: Session,
+        command: M::Command,
+    ) -> Result<M::Output, SubmitError> {
+        submit(&self.inner, Some(session), command).await
     }
 }
 
@@ -252,6 +252,53 @@ impl<M: StateMachine> Inner<M> {
     fn lock(&self) -> MutexGuard<'_, Shared<M>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+async fn submit<M: StateMachine>(
+    inner: &Inner<M>,
+    session: Option<Session>,
+    command: M::Command,
+) -> Result<M::Output, SubmitError> {
+    // SOLUTION BEGIN: submit: answer an already-applied session from the table; otherwise start the entry in Raft (not leader: NotLeader), wait for it to be applied at the index Raft gave, and take the output only if the entry applied there has the term Raft gave (Lost otherwise); Timeout after commit_timeout
+    if let Some(s) = &session
+        && let Some(output) = inner.lock().sessions.applied(s)
+    {
+        // Applied (so committed) already: any replica may say so.
+        return Ok(output);
+    }
+    let entry = Entry { session, command };
+    let bytes = postcard::to_stdvec(&entry).map_err(|_| SubmitError::Lost)?;
+    let (index, term) = inner
+        .rf
+        .start_command(bytes)
+        .await
+        .map_err(|_| SubmitError::NotLeader)?;
+    let rx = {
+        let mut st = inner.lock();
+        if st.last_applied >= index.0 {
+            // Applied before we could wait for it: only a session's output is still known.
+            return session
+                .and_then(|s| st.sessions.applied(&s))
+                .ok_or(SubmitError::Lost);
+        }
+        let (tx, rx) = oneshot::channel();
+        // A waiter left at this index by an earlier term is superseded: its entry can no
+        // longer commit there (dropping its sender tells it so).
+        st.waiters.insert(index.0, Waiter { term, tx });
+        rx
+    };
+    match tokio::time::timeout(inner.options.commit_timeout, rx).await {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(_)) => Err(SubmitError::Lost),
+        Err(_) => {
+            let mut st = inner.lock();
+            if st.waiters.get(&index.0).is_some_and(|w| w.term == term) {
+                st.waiters.remove(&index.0);
+            }
+            Err(SubmitError::Timeout)
+        }
+    }
+    // SOLUTION END
 }
 
 /// Applies what Raft commits, in order, and answers the submitters waiting for it.
@@ -267,6 +314,7 @@ async fn applier<M: StateMachine>(inner: Arc<Inner<M>>, mut rx: mpsc::UnboundedR
 }
 
 fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
+    // SOLUTION BEGIN: apply: apply committed entries in log order (skipping what is applied already), a session's command only once (its output kept for retries), answer the waiter at that index if its term matches, and restore machine and sessions from installed snapshots
     let mut st = inner.lock();
     match msg {
         Apply::Command {
@@ -280,10 +328,10 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
             st.last_applied = index.0;
             st.last_applied_term = term.0;
             let waiter = st.waiters.remove(&index.0);
-            let command: M::Command = match postcard::from_bytes(&command) {
-                Ok(c) => c,
+            let entry: Entry<M::Command> = match postcard::from_bytes(&command) {
+                Ok(e) => e,
                 Err(e) => {
-                    // Only this service writes to the log, so this is a bug, not bad input.
+                    // Only this layer writes to the log, so this is a bug, not bad input.
                     error!(
                         node = inner.name,
                         index = index.0,
@@ -292,9 +340,22 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
                     return;
                 }
             };
-            let output = st.machine.apply(command);
+            let repeat = entry
+                .session
+                .and_then(|s| st.sessions.applied(&s))
+                .filter(|_| !planted!(KvNoDuplicateDetection));
+            let output = match repeat {
+                Some(first) => first,
+                None => {
+                    let output = st.machine.apply(entry.command);
+                    if let Some(s) = entry.session {
+                        st.sessions.record(s, output.clone());
+                    }
+                    output
+                }
+            };
             if let Some(w) = waiter
-                && w.term == term
+                && (w.term == term || planted!(KvWrongLeaderAnswer))
             {
                 let _ = w.tx.send(output);
             }
@@ -305,8 +366,10 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
             if index.0 <= st.last_applied {
                 return;
             }
-            match st.machine.restore(&data) {
-                Ok(()) => {
+            let restored = decode(&data, &mut st.machine);
+            match restored {
+                Ok(sessions) => {
+                    st.sessions = sessions;
                     st.last_applied = index.0;
                     st.last_applied_term = term.0;
                     st.last_snapshot = st.last_snapshot.max(index.0);
@@ -328,17 +391,23 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
             }
         }
     }
+    // SOLUTION END
 }
 
 fn maybe_snapshot<M: StateMachine>(inner: &Inner<M>) {
+    // SOLUTION BEGIN: maybe_snapshot: when Raft's persisted state reaches maxraftstate, hand Raft a snapshot of the machine and the sessions through the last applied index
     let Some(max) = inner.options.maxraftstate else {
         return;
     };
     let mut st = inner.lock();
-    if st.last_applied > st.last_snapshot && inner.persister.raft_state_size() >= max {
+    if st.last_applied > st.last_snapshot && (inner.state_size)() >= max {
         st.last_snapshot = st.last_applied;
-        inner
-            .rf
-            .snapshot(LogIndex(st.last_applied), st.machine.snapshot());
+        let snapshot = if planted!(KvSnapshotWithoutDedup) {
+            encode(&Sessions::default(), &st.machine)
+        } else {
+            encode(&st.sessions, &st.machine)
+        };
+        inner.rf.snapshot(LogIndex(st.last_applied), snapshot);
     }
+    // SOLUTION END
 }
