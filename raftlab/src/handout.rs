@@ -29,8 +29,7 @@ pub const END: &str = "// SOLUTION END";
 /// Each lab's crate directory in the workspace.
 const LAB_DIRS: [(&str, &str); 5] = [
     ("raft", "raft"),
-    // The replicated-state-machine layer is handed out with the first lab on it.
-    ("kvraft", "rsm"),
+    ("rsm", "rsm"),
     ("kvraft", "kvraft"),
     ("shardctrler", "shardctrler"),
     ("shardkv", "shardkv"),
@@ -50,8 +49,8 @@ pub struct HandoutArgs {
     out: PathBuf,
     /// Labs whose solution regions are replaced by stubs (comma-separated).
     #[arg(long, value_name = "LABS", value_delimiter = ',',
-          default_value = "raft,kvraft,shardctrler,shardkv",
-          value_parser = ["raft", "kvraft", "shardctrler", "shardkv"])]
+          default_value = "raft,rsm,kvraft,shardctrler,shardkv",
+          value_parser = ["raft", "rsm", "kvraft", "shardctrler", "shardkv"])]
     labs: Vec<String>,
     /// Write into a non-empty DIR (existing files are overwritten; others are left alone).
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! The graded suites' shared code: the harness each lab's tests run on.
 //!
 //! - [`raft_harness`]: the Raft lab's tester (6.5840's `config.go`), used by `tests/raft.rs`.
+//! - [`rsm_harness`]: the rsm layer's tester (part 4R), used by `tests/rsm.rs`.
 //! - [`kv_harness`]: the kvraft lab's tester, with history recording and the linearizability
 //!   check, used by `tests/kvraft.rs`.
 //! - [`shardctrler_harness`] and [`shardkv_harness`]: the sharded lab's testers (the shard
@@ -13,6 +14,7 @@
 
 pub mod kv_harness;
 pub mod raft_harness;
+pub mod rsm_harness;
 pub mod safety;
 pub mod search;
 pub mod shardctrler_harness;

@@ -30,8 +30,9 @@ use runner::{Plan, RunContext, Suite};
 use sandbox::{Isolation, Limits, Sandbox};
 
 /// The labs and the test target (`tests/tests/<target>.rs`) holding each one's suite.
-pub const LABS: [(&str, &str); 4] = [
+pub const LABS: [(&str, &str); 5] = [
     ("raft", "raft"),
+    ("rsm", "rsm"),
     ("kvraft", "kvraft"),
     ("shardctrler", "shardctrler"),
     ("shardkv", "shardkv"),
@@ -76,7 +77,7 @@ struct MergeArgs {
 pub struct GradeArgs {
     /// Labs to grade (comma-separated or repeated).
     #[arg(long = "lab", value_name = "LAB", value_delimiter = ',', default_value = "all",
-          value_parser = ["raft", "kvraft", "shardctrler", "shardkv", "all"])]
+          value_parser = ["raft", "rsm", "kvraft", "shardctrler", "shardkv", "all"])]
     labs: Vec<String>,
     /// Only the tests of these lab parts, e.g. `--part 3A 3B` (a test's part is its name's
     /// suffix: `basic_agree_3b` is 3B).

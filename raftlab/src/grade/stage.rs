@@ -28,6 +28,7 @@ pub const STUDENT_CRATES: [&str; 4] = ["raft", "rsm", "kvraft", "shardkv"];
 pub fn crates_of_lab(lab: &str) -> &'static [&'static str] {
     match lab {
         "raft" => &["raft"],
+        "rsm" => &["raft", "rsm"],
         "kvraft" => &["raft", "rsm", "kvraft"],
         _ => &["raft", "rsm", "shardkv"],
     }
