@@ -1,15 +1,20 @@
-//! A clerk for a real cluster: the lab clerk's protocol (find the leader, retry with the same
-//! operation number until some server answers, so each operation takes effect exactly once)
-//! over TCP, with an overall deadline.
+//! Clients of a real cluster: the lab clerk's protocol (find the leader, retry with the same
+//! session number until some server answers, so each command takes effect exactly once) over
+//! TCP, with an overall deadline. [`Client`] submits any state machine's commands;
+//! [`TcpClerk`] is the KV service's clerk on it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kvraft::{Op, OpKind};
+use kvraft::OpKind;
+use kvraft::common::KvCommand;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rsm::Session;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::rpc::RaftKvClient;
+use crate::rpc::{RaftKvClient, SubmitFailure};
 use crate::transport::{connect, ctx};
 
 /// How long one call may take before the clerk tries another server (a leader waits up to
@@ -26,10 +31,14 @@ pub enum ClerkError {
     Unreachable(Vec<SocketAddr>),
     #[error("the servers belong to different clusters ({0:016x} and {1:016x})")]
     MixedClusters(u64, u64),
+    #[error("the cluster refused the command: {0}")]
+    BadCommand(String),
+    #[error("cannot encode the command or decode the output: {0}")]
+    Codec(String),
 }
 
-/// A client of a running cluster.
-pub struct TcpClerk {
+/// A client of a running cluster, for any state machine: commands in, outputs out.
+pub struct Client {
     servers: Vec<SocketAddr>,
     conns: Vec<Option<RaftKvClient>>,
     cluster: Option<u64>,
@@ -38,22 +47,113 @@ pub struct TcpClerk {
     leader: usize,
 }
 
-impl TcpClerk {
-    /// A clerk with a random client id.
-    pub fn new(servers: Vec<SocketAddr>) -> TcpClerk {
+impl Client {
+    /// A client with a random client id.
+    pub fn new(servers: Vec<SocketAddr>) -> Client {
         let client_id = ChaCha8Rng::seed_from_u64(labrpc::sim::fresh_seed()).next_u64();
-        TcpClerk::with_id(servers, client_id)
+        Client::with_id(servers, client_id)
     }
 
-    pub fn with_id(servers: Vec<SocketAddr>, client_id: u64) -> TcpClerk {
+    pub fn with_id(servers: Vec<SocketAddr>, client_id: u64) -> Client {
         let n = servers.len();
-        TcpClerk {
+        Client {
             servers,
             conns: vec![None; n],
             cluster: None,
             client_id,
             seq: 0,
             leader: 0,
+        }
+    }
+
+    async fn client(&mut self, i: usize) -> Option<RaftKvClient> {
+        if self.conns[i].is_none() {
+            self.conns[i] = connect(self.servers[i]).await;
+        }
+        self.conns[i].clone()
+    }
+
+    /// Learns the cluster id from the first server that answers.
+    async fn cluster(&mut self) -> Result<u64, ClerkError> {
+        if let Some(c) = self.cluster {
+            return Ok(c);
+        }
+        for i in 0..self.servers.len() {
+            if let Some(c) = self.client(i).await
+                && let Ok(Ok(id)) = tokio::time::timeout(CALL_TIMEOUT, c.cluster_id(ctx())).await
+            {
+                self.cluster = Some(id);
+                return Ok(id);
+            }
+            self.conns[i] = None;
+        }
+        Err(ClerkError::Unreachable(self.servers.clone()))
+    }
+
+    /// Submits `command` exactly once (a new session number; retried with the same number
+    /// until a server answers or `deadline` passes) and returns the machine's output.
+    pub async fn submit<C: Serialize, O: DeserializeOwned>(
+        &mut self,
+        command: &C,
+        deadline: Duration,
+    ) -> Result<O, ClerkError> {
+        let bytes = postcard::to_stdvec(command).map_err(|e| ClerkError::Codec(e.to_string()))?;
+        let work = async {
+            let cluster = self.cluster().await?;
+            self.seq += 1;
+            let session = Session {
+                client: self.client_id,
+                seq: self.seq,
+            };
+            let n = self.servers.len().max(1);
+            let mut failures = 0usize;
+            loop {
+                let i = self.leader;
+                if let Some(c) = self.client(i).await {
+                    let call = c.submit(ctx(), cluster, Some(session), bytes.clone());
+                    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                        Ok(Ok(Ok(Ok(out)))) => return Ok(out),
+                        Ok(Ok(Ok(Err(SubmitFailure::BadCommand(why))))) => {
+                            return Err(ClerkError::BadCommand(why));
+                        }
+                        Ok(Ok(Err(wrong))) => {
+                            return Err(ClerkError::MixedClusters(wrong.expected, wrong.got));
+                        }
+                        Ok(Err(_)) => self.conns[i] = None, // connection broke
+                        _ => {}                             // not the leader, lost, timeout
+                    }
+                }
+                self.leader = (self.leader + 1) % n;
+                failures += 1;
+                if failures.is_multiple_of(n) {
+                    tokio::time::sleep(ROUND_PAUSE).await;
+                }
+            }
+        };
+        let out: Vec<u8> = match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r?,
+            Err(_) => return Err(ClerkError::Timeout(deadline)),
+        };
+        postcard::from_bytes(&out).map_err(|e| ClerkError::Codec(e.to_string()))
+    }
+}
+
+/// The KV service's clerk over TCP.
+pub struct TcpClerk {
+    client: Client,
+}
+
+impl TcpClerk {
+    /// A clerk with a random client id.
+    pub fn new(servers: Vec<SocketAddr>) -> TcpClerk {
+        TcpClerk {
+            client: Client::new(servers),
+        }
+    }
+
+    pub fn with_id(servers: Vec<SocketAddr>, client_id: u64) -> TcpClerk {
+        TcpClerk {
+            client: Client::with_id(servers, client_id),
         }
     }
 
@@ -81,30 +181,6 @@ impl TcpClerk {
             .map(drop)
     }
 
-    async fn client(&mut self, i: usize) -> Option<RaftKvClient> {
-        if self.conns[i].is_none() {
-            self.conns[i] = connect(self.servers[i]).await;
-        }
-        self.conns[i].clone()
-    }
-
-    /// Learns the cluster id from the first server that answers.
-    async fn cluster(&mut self) -> Result<u64, ClerkError> {
-        if let Some(c) = self.cluster {
-            return Ok(c);
-        }
-        for i in 0..self.servers.len() {
-            if let Some(c) = self.client(i).await
-                && let Ok(Ok(id)) = tokio::time::timeout(CALL_TIMEOUT, c.cluster_id(ctx())).await
-            {
-                self.cluster = Some(id);
-                return Ok(id);
-            }
-            self.conns[i] = None;
-        }
-        Err(ClerkError::Unreachable(self.servers.clone()))
-    }
-
     async fn run(
         &mut self,
         kind: OpKind,
@@ -112,42 +188,11 @@ impl TcpClerk {
         value: &str,
         deadline: Duration,
     ) -> Result<String, ClerkError> {
-        let work = async {
-            let cluster = self.cluster().await?;
-            self.seq += 1;
-            let op = Op {
-                client_id: self.client_id,
-                seq: self.seq,
-                kind,
-                key: key.to_owned(),
-                value: value.to_owned(),
-            };
-            let n = self.servers.len().max(1);
-            let mut failures = 0usize;
-            loop {
-                let i = self.leader;
-                if let Some(c) = self.client(i).await {
-                    match tokio::time::timeout(CALL_TIMEOUT, c.command(ctx(), cluster, op.clone()))
-                        .await
-                    {
-                        Ok(Ok(Ok(Ok(v)))) => return Ok(v),
-                        Ok(Ok(Err(wrong))) => {
-                            return Err(ClerkError::MixedClusters(wrong.expected, wrong.got));
-                        }
-                        Ok(Err(_)) => self.conns[i] = None, // connection broke
-                        _ => {}                             // wrong leader, timeout
-                    }
-                }
-                self.leader = (self.leader + 1) % n;
-                failures += 1;
-                if failures.is_multiple_of(n) {
-                    tokio::time::sleep(ROUND_PAUSE).await;
-                }
-            }
+        let command = KvCommand {
+            kind,
+            key: key.to_owned(),
+            value: value.to_owned(),
         };
-        match tokio::time::timeout(deadline, work).await {
-            Ok(r) => r,
-            Err(_) => Err(ClerkError::Timeout(deadline)),
-        }
+        self.client.submit(&command, deadline).await
     }
 }

@@ -1,21 +1,23 @@
-//! One node process: the kvraft service on Raft, with a disk write-ahead log, serving Raft
-//! peers and clients over TCP.
+//! One node process: a state machine replicated by the `rsm` layer on Raft, with a disk
+//! write-ahead log, serving Raft peers and clients over TCP. [`run_node`] runs any
+//! [`StateMachine`]; [`run_kv_node`] is the KV service's node.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, future};
-use kvraft::{KvServer, Op, Reply, ServerOptions};
+use kvraft::Store;
 use labrpc::TaskGroup;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rsm::{Rsm, RsmOptions, Session, StateMachine};
 use tarpc::context::Context;
 use tarpc::server::BaseChannel;
 use tarpc::server::incoming::{Incoming, spawn_incoming};
 use tarpc::tokio_serde::formats::Bincode;
 use tracing::info;
 
-use crate::rpc::{NodeStatus, RaftKv, WrongCluster};
+use crate::rpc::{NodeStatus, RaftKv, SubmitFailure, WrongCluster};
 use crate::storage::{self, DiskStorage};
 use crate::transport::{MAX_FRAME, TcpTransport};
 
@@ -52,7 +54,7 @@ pub enum NodeError {
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
     #[error("cannot start the service: {0}")]
-    Start(#[from] kvraft::StartError),
+    Start(#[from] rsm::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -79,8 +81,14 @@ pub fn resolve_cluster_id(dir: &Path, given: Option<u64>) -> Result<u64, NodeErr
     }
 }
 
-/// Serves one node until the process is killed.
-pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+/// Serves one node of the KV service until the process is killed.
+pub async fn run_kv_node(cfg: NodeConfig) -> Result<(), NodeError> {
+    run_node(cfg, Store::default()).await
+}
+
+/// Serves one node of `machine` until the process is killed. The machine starts from the
+/// node's last snapshot, if it has one.
+pub async fn run_node<M: StateMachine>(cfg: NodeConfig, machine: M) -> Result<(), NodeError> {
     let n = cfg.peers.len();
     if cfg.id as usize >= n {
         return Err(NodeError::BadId { id: cfg.id, n });
@@ -97,22 +105,24 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     let wal_size = move || std::fs::metadata(&wal_path).map_or(0, |m| m.len() as usize);
     let transport = TcpTransport::new(cluster, &cfg.peers);
     let tasks = TaskGroup::new();
-    let kv = KvServer::start_with(
+    let rsm = Rsm::start_with(
+        format!("node-{}", cfg.id),
         transport,
         disk,
         cfg.id as usize,
         n,
         wal_size.clone(),
-        ServerOptions {
+        RsmOptions {
             maxraftstate: cfg.maxraftstate,
             raft: raft::Options {
                 coalesce: true,
                 ..raft::Options::default()
             },
-            ..ServerOptions::default()
+            ..RsmOptions::default()
         },
+        machine,
         ChaCha8Rng::seed_from_u64(labrpc::sim::fresh_seed()),
-        tasks,
+        &tasks,
     )?;
     let mut listener = tarpc::serde_transport::tcp::listen(cfg.listen, Bincode::default)
         .await
@@ -130,7 +140,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     let server = NodeServer {
         cluster,
         id: cfg.id,
-        kv,
+        rsm,
         wal_size: std::sync::Arc::new(wal_size),
     };
     // Connections that send garbage fail to decode and are closed by tarpc; the rest go on.
@@ -141,15 +151,25 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
-#[derive(Clone)]
-struct NodeServer {
+struct NodeServer<M: StateMachine> {
     cluster: u64,
     id: u64,
-    kv: KvServer,
+    rsm: Rsm<M>,
     wal_size: std::sync::Arc<dyn Fn() -> usize + Send + Sync>,
 }
 
-impl NodeServer {
+impl<M: StateMachine> Clone for NodeServer<M> {
+    fn clone(&self) -> Self {
+        NodeServer {
+            cluster: self.cluster,
+            id: self.id,
+            rsm: self.rsm.clone(),
+            wal_size: self.wal_size.clone(),
+        }
+    }
+}
+
+impl<M: StateMachine> NodeServer<M> {
     fn check(&self, got: u64) -> Result<(), WrongCluster> {
         if got == self.cluster {
             Ok(())
@@ -162,7 +182,7 @@ impl NodeServer {
     }
 }
 
-impl RaftKv for NodeServer {
+impl<M: StateMachine> RaftKv for NodeServer<M> {
     async fn cluster_id(self, _: Context) -> u64 {
         self.cluster
     }
@@ -174,17 +194,35 @@ impl RaftKv for NodeServer {
         env: raft::Envelope,
     ) -> Result<Option<raft::Envelope>, WrongCluster> {
         self.check(cluster)?;
-        Ok(self.kv.raft().step_request(env).await)
+        Ok(self.rsm.raft().step_request(env).await)
     }
 
-    async fn command(self, _: Context, cluster: u64, op: Op) -> Result<Reply, WrongCluster> {
+    async fn submit(
+        self,
+        _: Context,
+        cluster: u64,
+        session: Option<Session>,
+        command: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, SubmitFailure>, WrongCluster> {
         self.check(cluster)?;
-        Ok(self.kv.command(op).await)
+        let command: M::Command = match postcard::from_bytes(&command) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(SubmitFailure::BadCommand(e.to_string()))),
+        };
+        let outcome = match session {
+            Some(s) => self.rsm.submit_as(s, command).await,
+            None => self.rsm.submit(command).await,
+        };
+        Ok(match outcome {
+            Ok(output) => postcard::to_stdvec(&output)
+                .map_err(|e| SubmitFailure::BadCommand(format!("cannot encode the output: {e}"))),
+            Err(e) => Err(SubmitFailure::Retry(e)),
+        })
     }
 
     async fn status(self, _: Context, cluster: u64) -> Result<NodeStatus, WrongCluster> {
         self.check(cluster)?;
-        let s = self.kv.raft().status();
+        let s = self.rsm.raft().status();
         Ok(NodeStatus {
             id: self.id,
             pid: std::process::id(),

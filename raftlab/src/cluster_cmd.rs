@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use cluster::client::TcpClerk;
 use cluster::rpc::NodeStatus;
-use cluster::server::{NodeConfig, run_node};
+use cluster::server::{NodeConfig, run_kv_node};
 use cluster::transport::{connect, ctx};
 
 /// Run one node (usually started for you by `raftlab cluster start`).
@@ -134,7 +134,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         cluster_id: args.cluster_id,
         maxraftstate: Some(args.maxraftstate),
     };
-    runtime()?.block_on(run_node(cfg))?;
+    runtime()?.block_on(run_kv_node(cfg))?;
     Ok(ExitCode::SUCCESS)
 }
 

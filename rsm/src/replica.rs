@@ -9,6 +9,7 @@ use raft::{
     Apply, LabrpcTransport, LogIndex, Node, NodeId, PersistError, Storage, Term, Transport,
 };
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
@@ -25,7 +26,7 @@ pub enum StartError {
 }
 
 /// Why a submitted command has no outcome to report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum SubmitError {
     /// This replica is not the leader.
     #[error("not the leader")]
