@@ -62,6 +62,7 @@ pub mod observe;
 pub mod persist;
 pub mod replication;
 pub mod snapshot;
+pub mod stores;
 pub mod types;
 
 pub use crate::core::{Apply, Config, NotLeader, Persist, Persisted, Raft, Ready, Role, Status};

@@ -13,6 +13,7 @@
 //!   the monitor judging every state; a violation comes back as the shortest scenario script
 //!   that reproduces it.
 
+pub mod conformance;
 pub mod monitor;
 pub mod scenario;
 pub mod search;

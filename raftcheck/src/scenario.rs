@@ -185,7 +185,12 @@ pub struct Cluster {
     /// Set once the monitor's first violation was printed.
     reported: bool,
     quiet: bool,
+    /// Also shown every save (node, what it saves): the storage conformance suite's hook.
+    tee: Option<Tee>,
 }
+
+/// A hook that sees every save of every node.
+pub type Tee = std::sync::Arc<dyn Fn(u64, &raft::Persist<'_>) + Send + Sync>;
 
 fn running(nodes: &mut BTreeMap<u64, Option<Raft>>, id: u64) -> Result<&mut Raft, String> {
     match nodes.get_mut(&id) {
@@ -335,6 +340,14 @@ impl Cluster {
         }
     }
 
+    /// A quiet cluster that shows every save to `tee` (see [`Tee`]).
+    pub fn with_tee(tee: Tee) -> Cluster {
+        Cluster {
+            tee: Some(tee),
+            ..Cluster::quiet()
+        }
+    }
+
     /// The monitor watching this cluster.
     pub fn monitor(&self) -> &Monitor {
         &self.monitor
@@ -405,8 +418,10 @@ impl Cluster {
             ["nodes", n] => {
                 let n: u64 = num(n, "node count")?;
                 let quiet = self.quiet;
+                let tee = self.tee.take();
                 *self = Cluster::default();
                 self.quiet = quiet;
+                self.tee = tee;
                 self.ids = (1..=n).collect();
                 for id in self.ids.clone() {
                     self.disks.insert(id, Disk::default());
@@ -626,12 +641,16 @@ impl Cluster {
             return;
         };
         let monitor = &mut self.monitor;
+        let tee = &self.tee;
         let saved = r.ready().persist(|p| {
             disk.raft_state = p.raft_state();
             if let Some(s) = &p.snapshot {
                 disk.snapshot = s.as_ref().clone();
             }
             monitor.persisted(NodeId(id), p);
+            if let Some(t) = tee {
+                t(id, p);
+            }
             Ok::<(), std::convert::Infallible>(())
         });
         let Ok(done) = saved;
