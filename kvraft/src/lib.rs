@@ -1,11 +1,11 @@
 //! `kvraft`: a linearizable key/value service replicated with Raft (the 6.5840 KV lab).
 //!
-//! - [`Clerk`]: `get`, `put`, `append`; finds the leader, retries across failures, and numbers
-//!   its operations so that each takes effect exactly once.
-//! - [`KvServer`]: puts each operation through the Raft log, applies committed operations in
-//!   order to a [`Store`], answers a client when its own entry commits, and snapshots when the
-//!   Raft state grows past `maxraftstate`. Reads go through the log too, so they are
-//!   linearizable.
+//! - [`Clerk`]: `get`, `put`, `append` on the `rsm` layer's generic clerk, which finds the
+//!   leader, retries across failures, and numbers operations so each takes effect once.
+//! - [`KvServer`]: the [`Store`] (a `rsm::StateMachine`) replicated by `rsm::Rsm`: an operation
+//!   goes through the Raft log as the client's session and the command, the layer answers when
+//!   the operation's own entry commits and snapshots past `maxraftstate`. Reads go through the
+//!   log too, so they are linearizable.
 //!
 //! ```
 //! use kvraft::{Clerk, KvServer, ServerOptions};
