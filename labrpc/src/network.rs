@@ -26,7 +26,27 @@ use crate::rules::{
     Action, CallInfo, Delivery, Held, HeldEntry, HeldId, Phase, Predicate, Rule, RuleId, Rules,
     Verdict,
 };
-use crate::sim::{self, trace_event};
+use crate::sim;
+
+tokio::task_local! {
+    /// The id of the call the current task is making (for the trace).
+    static CALL_ID: u64;
+}
+
+/// Records a network event; `rpc.*` events made while a call is in progress carry its `id`, so
+/// a trace links a call's send, delivery or loss, and reply.
+fn trace_event(node: Option<&str>, kind: &str, fields: impl FnOnce() -> serde_json::Value) {
+    sim::trace_event(node, kind, || {
+        let mut v = fields();
+        if kind.starts_with("rpc.")
+            && let Ok(id) = CALL_ID.try_with(|id| *id)
+            && let serde_json::Value::Object(o) = &mut v
+        {
+            o.insert("id".into(), json!(id));
+        }
+        v
+    });
+}
 
 /// Why a call failed. A Raft implementation treats all of them as "no reply".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -435,6 +455,11 @@ impl Network {
                 return Err(e);
             }
         };
+        trace_event(
+            Some(name),
+            "rpc.deliver",
+            || json!({ "end": end, "method": method }),
+        );
         // Run the handler in a task of its own, as the original runs it in a goroutine of its own:
         // it runs to its end even when the caller stops waiting (server killed, caller's deadline,
         // caller's node killed).
@@ -888,15 +913,65 @@ impl ClientEnd {
         A: Serialize,
         R: DeserializeOwned,
     {
+        self.call_described(
+            method,
+            args,
+            || serde_json::Value::Null,
+            |_| serde_json::Value::Null,
+        )
+        .await
+    }
+
+    /// Like [`ClientEnd::call`], and when the run records a trace, the request's description
+    /// (`rpc.call`, with the call's id) and the reply's (`rpc.return`) go into it: a service
+    /// knows what its messages mean, the network does not.
+    pub async fn call_described<A, R>(
+        &self,
+        method: &str,
+        args: &A,
+        describe_request: impl FnOnce() -> serde_json::Value,
+        describe_reply: impl FnOnce(&R) -> serde_json::Value,
+    ) -> Result<R, RpcError>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
         let req = encode(args)?;
-        let reply = self.net.process(&self.name, method, req).await?;
-        decode(&reply)
+        let id = call_id();
+        let end = self.name.as_str();
+        CALL_ID
+            .scope(id, async move {
+                trace_event(
+                    None,
+                    "rpc.call",
+                    || json!({ "end": end, "method": method, "msg": describe_request() }),
+                );
+                let out = match self.net.process(end, method, req).await {
+                    Ok(reply) => decode(&reply),
+                    Err(e) => Err(e),
+                };
+                match &out {
+                    Ok(r) => {
+                        trace_event(None, "rpc.return", || json!({ "msg": describe_reply(r) }))
+                    }
+                    Err(e) => trace_event(None, "rpc.fail", || json!({ "error": e.to_string() })),
+                }
+                out
+            })
+            .await
     }
 
     /// Calls with raw bytes (what a malformed client would send).
     pub async fn call_bytes(&self, method: &str, req: Vec<u8>) -> Result<Vec<u8>, RpcError> {
-        self.net.process(&self.name, method, req).await
+        CALL_ID
+            .scope(call_id(), self.net.process(&self.name, method, req))
+            .await
     }
+}
+
+/// The next call id of the run (for the trace).
+fn call_id() -> u64 {
+    sim::next_trace_id()
 }
 
 /// The node id string labrpc uses for a server index in traces and `connect` calls.

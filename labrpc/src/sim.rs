@@ -167,11 +167,25 @@ impl TraceSink {
 struct Context {
     start: Instant,
     sink: Option<RefCell<TraceSink>>,
+    /// The next id [`next_trace_id`] hands out.
+    next_id: std::cell::Cell<u64>,
 }
 
 thread_local! {
     // A simulated run lives on exactly one thread (current-thread runtime), so its context does too.
     static CURRENT: RefCell<Option<Rc<Context>>> = const { RefCell::new(None) };
+}
+
+/// A fresh id for linking trace events (RPC calls), counted per run so that a replay of a seed
+/// gives the same ids; 0 outside a run.
+pub fn next_trace_id() -> u64 {
+    CURRENT.with(|c| {
+        c.borrow().as_ref().map_or(0, |ctx| {
+            let id = ctx.next_id.get();
+            ctx.next_id.set(id + 1);
+            id
+        })
+    })
 }
 
 /// True when the current run records a trace, so callers can skip building event fields.
@@ -286,11 +300,29 @@ where
     let recording = sink.is_some();
     // The paused clock starts at the runtime's creation; read it inside the runtime.
     let start = rt.block_on(async { Instant::now() });
-    let ctx = Rc::new(Context { start, sink });
+    let ctx = Rc::new(Context {
+        start,
+        sink,
+        next_id: std::cell::Cell::new(0),
+    });
     let previous = CURRENT.with(|c| c.borrow_mut().replace(ctx.clone()));
     let _log_guard = install_subscriber(recording);
     let sim = Sim { seed: config.seed };
     let result = catch_unwind(AssertUnwindSafe(|| rt.block_on(scenario(sim))));
+    if let Err(panic) = &result {
+        // The failure is the run's last event: a viewer jumps to it.
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let _enter = rt.enter();
+        trace_event(
+            None,
+            "test.fail",
+            || serde_json::json!({ "message": message }),
+        );
+    }
     if let Some(sink) = &ctx.sink {
         sink.borrow_mut().closed = true;
     }
@@ -325,10 +357,24 @@ where
 {
     let config = Config::from_env();
     let seed = config.seed();
+    let trace = config.trace_file.clone();
     let result = catch_unwind(AssertUnwindSafe(|| run(config, scenario)));
     if let Err(panic) = result {
+        let trace_hint = match &trace {
+            Some(t) => format!(
+                "\nsee the run: cargo run --release -p raftlab -- view {} -o run.html \
+                 (or `raftlab log {}`, `raftlab check-trace {}`)",
+                t.display(),
+                t.display(),
+                t.display()
+            ),
+            None => format!(
+                "\nrecord it to study it: RAFTLAB_TRACE=run.trace.jsonl {}",
+                replay_command(package, seed)
+            ),
+        };
         eprintln!(
-            "seed {seed} failed; replay with:\n  {}",
+            "seed {seed} failed; replay with:\n  {}{trace_hint}",
             replay_command(package, seed)
         );
         resume_unwind(panic);

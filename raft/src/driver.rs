@@ -55,10 +55,19 @@ impl Transport for LabrpcTransport {
         let end = self.ends.get(&to).cloned();
         Box::pin(async move {
             let end = end?;
-            end.call::<Envelope, Option<Envelope>>(STEP_METHOD, &env)
-                .await
-                .ok()
-                .flatten()
+            end.call_described::<Envelope, Option<Envelope>>(
+                STEP_METHOD,
+                &env,
+                || crate::trace::describe(&env),
+                |reply| {
+                    reply
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, crate::trace::describe)
+                },
+            )
+            .await
+            .ok()
+            .flatten()
         })
     }
 }
@@ -85,6 +94,9 @@ pub struct Options {
     pub coalesce: bool,
     /// Told about every step of the node (a test harness's safety monitor).
     pub observer: Option<Arc<dyn Observer>>,
+    /// The Raft group this node belongs to, in the trace's `node.*` events (where several
+    /// groups share node ids, as shardkv's do).
+    pub trace_group: Option<String>,
 }
 
 impl Default for Options {
@@ -93,6 +105,7 @@ impl Default for Options {
             tick: Duration::from_millis(10),
             coalesce: false,
             observer: None,
+            trace_group: None,
         }
     }
 }
@@ -148,6 +161,8 @@ impl Node {
             waiting: VecDeque::new(),
             coalesce: options.coalesce,
             observer: options.observer.clone(),
+            traced: None,
+            trace_group: options.trace_group.clone(),
         };
         tasks.spawn(driver.run(options.tick));
         Ok(Node {
@@ -232,6 +247,9 @@ struct Driver<T, S> {
     waiting: VecDeque<oneshot::Sender<Envelope>>,
     coalesce: bool,
     observer: Option<Arc<dyn Observer>>,
+    /// What the trace last showed of this node's state.
+    traced: Option<crate::trace::Traced>,
+    trace_group: Option<String>,
 }
 
 impl<T: Transport, S: Storage> Driver<T, S> {
@@ -320,13 +338,20 @@ impl<T: Transport, S: Storage> Driver<T, S> {
         let ready = self.core.ready();
         let storage = &mut self.storage;
         let observer = &self.observer;
+        let trace_group = self.trace_group.as_deref();
         let out = ready.persist(|p| {
             storage.save(p)?;
             if let Some(o) = observer {
                 o.persisted(id, p);
             }
+            crate::trace::record_persist(id.0, trace_group, p);
             Ok(())
         })?;
+        if labrpc::sim::tracing_enabled() {
+            let now = crate::trace::Traced::of(&self.core.status());
+            now.record(id.0, self.trace_group.as_deref(), self.traced.as_ref());
+            self.traced = Some(now);
+        }
         if let Some(o) = &self.observer {
             o.released(&self.core, &out);
         }

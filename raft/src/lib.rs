@@ -63,6 +63,7 @@ pub mod persist;
 pub mod replication;
 pub mod snapshot;
 pub mod stores;
+pub mod trace;
 pub mod types;
 
 pub use crate::core::{Apply, Config, NotLeader, Persist, Persisted, Raft, Ready, Role, Status};

@@ -24,6 +24,7 @@ mod handout;
 mod lincheck_cmd;
 mod points;
 mod seeds;
+mod trace;
 mod workspace;
 mod xml;
 
@@ -61,6 +62,12 @@ enum Command {
     Kv(cluster_cmd::KvArgs),
     /// Benchmark a real 3-node loopback cluster: throughput, latency, fsync rate, failover.
     Bench(bench_cmd::BenchArgs),
+    /// Make a web page that replays a run's trace (RAFTLAB_TRACE).
+    View(trace::view::ViewArgs),
+    /// Print a run's trace in the terminal, one column per node.
+    Log(trace::log::LogArgs),
+    /// Check Raft's safety properties from a run's trace alone.
+    CheckTrace(trace::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +82,9 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::cluster(args),
         Command::Kv(args) => cluster_cmd::kv(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::View(args) => trace::view::run(args),
+        Command::Log(args) => trace::log::run(args),
+        Command::CheckTrace(args) => trace::check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -50,7 +50,10 @@ where
         labrpc::sim::run_test(env!("CARGO_PKG_NAME"), |sim| async move {
             tokio::select! {
                 biased;
-                v = watched.violated() => panic!("{v}"),
+                v = watched.violated() => {
+                    test_event("test.violation", serde_json::json!({ "message": v.to_string() }));
+                    panic!("{v}")
+                }
                 r = tokio::time::timeout(limit, body(sim)) => if r.is_err() {
                     panic!("test took longer than {limit:?} of simulated time");
                 },
@@ -71,6 +74,11 @@ where
         }
     }
     verdict::passed();
+}
+
+/// Records one of the tester's actions or checks in the run's trace (`test.*` events).
+pub fn test_event(kind: &str, fields: serde_json::Value) {
+    labrpc::sim::trace_event(None, kind, || fields);
 }
 
 /// The text of a panic's payload.
@@ -155,9 +163,23 @@ impl KvHistory {
         F: Future<Output = String>,
     {
         let call = self.clock.fetch_add(1, Ordering::Relaxed);
+        let started_us = labrpc::sim::now_micros();
         let out = op.await;
         let ret = self.clock.fetch_add(1, Ordering::Relaxed);
         self.ops.fetch_add(1, Ordering::Relaxed);
+        test_event(
+            "kv.op",
+            serde_json::json!({
+                "client": client,
+                "op": format!("{:?}", input.op).to_lowercase(),
+                "key": input.key,
+                "value": input.value,
+                "output": out,
+                "call": call,
+                "ret": ret,
+                "start_us": started_us,
+            }),
+        );
         if let Some(client_id) = client {
             let output = match input.op {
                 KvOp::Get => KvOutput::Value(out.clone()),

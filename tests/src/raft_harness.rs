@@ -227,6 +227,7 @@ impl Config {
     /// The original's `crash1`: disconnect, delete the server, kill the node, and keep a copy of
     /// what it persisted for the next incarnation.
     pub fn crash1(&self, i: usize) {
+        crate::test_event("test.crash", serde_json::json!({ "server": i }));
         self.disconnect(i);
         self.net.delete_server(&i.to_string());
         let mut st = self.lock();
@@ -242,6 +243,7 @@ impl Config {
     /// The original's `start1`: (re)start server i with fresh client ends and its saved state.
     pub fn start1(&self, i: usize) {
         self.crash1(i);
+        crate::test_event("test.start", serde_json::json!({ "server": i }));
         let mut st = self.lock();
         st.incarnation[i] += 1;
         let inc = st.incarnation[i];
@@ -295,6 +297,7 @@ impl Config {
 
     /// Attaches server i to the network: its outgoing and incoming ends to connected servers.
     pub fn connect(&self, i: usize) {
+        crate::test_event("test.connect", serde_json::json!({ "server": i }));
         let mut st = self.lock();
         st.connected[i] = true;
         for j in 0..self.n {
@@ -311,6 +314,7 @@ impl Config {
 
     /// Detaches server i from the network.
     pub fn disconnect(&self, i: usize) {
+        crate::test_event("test.disconnect", serde_json::json!({ "server": i }));
         let mut st = self.lock();
         st.connected[i] = false;
         for j in 0..self.n {
@@ -355,6 +359,10 @@ impl Config {
 
     /// Starts a test: prints its name and remembers the counters, to report what it used.
     pub fn begin(&self, description: &str) {
+        crate::test_event(
+            "test.begin",
+            serde_json::json!({ "name": description, "servers": self.n }),
+        );
         let max_index = self.lock().max_index;
         self.summary.begin(description, &self.net, max_index);
     }
@@ -508,6 +516,10 @@ impl Config {
     /// succeed within 10 seconds.
     pub async fn one(&self, cmd: impl Into<Cmd>, expected: usize, retry: bool) -> u64 {
         let cmd = cmd.into();
+        crate::test_event(
+            "test.one",
+            serde_json::json!({ "cmd": cmd.to_string(), "expected": expected }),
+        );
         let bytes = encode_cmd(&cmd);
         let t0 = Instant::now();
         let mut starts = 0;
@@ -539,6 +551,10 @@ impl Config {
                     let (nd, cmd1) = self.n_committed(index);
                     if nd > 0 && nd >= expected && cmd1.as_ref() == Some(&cmd) {
                         // committed, and it was the command we submitted.
+                        crate::test_event(
+                            "test.agreed",
+                            serde_json::json!({ "cmd": cmd.to_string(), "index": index, "servers": nd }),
+                        );
                         return index;
                     }
                     sleep(Duration::from_millis(20)).await;

@@ -143,7 +143,10 @@ impl CtrlerCluster {
             i,
             st.saved[i].clone(),
             RsmOptions {
-                raft: crate::safety::observed(&self.monitor),
+                raft: raft::Options {
+                    trace_group: Some(format!("{}ctrler", self.prefix)),
+                    ..crate::safety::observed(&self.monitor)
+                },
                 ..RsmOptions::default()
             },
             self.sim.rng(&format!("{}ctrler", self.prefix), seed),

@@ -212,7 +212,10 @@ impl ShardKvConfig {
         gg.tasks[i] = tasks.clone();
         let options = ServerOptions {
             maxraftstate: self.maxraftstate,
-            raft: crate::safety::observed(&gg.monitor),
+            raft: raft::Options {
+                trace_group: Some(format!("{}", 100 + gi as Gid)),
+                ..crate::safety::observed(&gg.monitor)
+            },
             ..ServerOptions::default()
         };
         let seed = gid << 40 | (i as u64) << 32 | inc;

@@ -33,6 +33,8 @@ pub struct Row {
     pub secs: f64,
     pub log: Option<PathBuf>,
     pub trace: Option<PathBuf>,
+    /// The web page of the failed run's trace (`raftlab view`).
+    pub page: Option<PathBuf>,
 }
 
 /// What the report says about the grading run as a whole.
@@ -69,6 +71,7 @@ pub struct FailureReport {
     pub secs: f64,
     pub log: Option<PathBuf>,
     pub trace: Option<PathBuf>,
+    pub page: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -189,6 +192,7 @@ impl Report {
                     secs: r.secs,
                     log: r.log.clone(),
                     trace: r.trace.clone(),
+                    page: r.page.clone(),
                 });
             }
         }
@@ -368,6 +372,9 @@ impl Report {
                 if let Some(trace) = &f.trace {
                     let _ = writeln!(s, "      trace: {}", trace.display());
                 }
+                if let Some(page) = &f.page {
+                    let _ = writeln!(s, "      page: {}", page.display());
+                }
             }
             if t.failures.len() > FAILURES_SHOWN_PER_TEST {
                 let _ = writeln!(
@@ -427,6 +434,7 @@ impl Report {
                     "reason": r.reason, "seconds": r.secs,
                     "log": r.log.as_ref().map(|p| p.display().to_string()),
                     "trace": r.trace.as_ref().map(|p| p.display().to_string()),
+                    "page": r.page.as_ref().map(|p| p.display().to_string()),
                 })
             })
             .collect();
@@ -494,6 +502,7 @@ impl Report {
                 secs: r["seconds"].as_f64().unwrap_or(0.0),
                 log: path_of(&r["log"]),
                 trace: path_of(&r["trace"]),
+                page: path_of(&r["page"]),
             });
         }
         let strings = |key: &str| -> Vec<String> {
@@ -802,6 +811,7 @@ mod tests {
                     secs: 1.0,
                     log: None,
                     trace: None,
+                    page: None,
                 });
             }
         }

@@ -173,6 +173,7 @@ fn run_one(ctx: &RunContext, job: &Job) -> Row {
         secs: 0.0,
         log: None,
         trace: None,
+        page: None,
     };
     let Some(binary) = suite.binary.as_ref() else {
         row.reason = Some("the suite was not built".into());
@@ -246,6 +247,13 @@ fn run_one(ctx: &RunContext, job: &Job) -> Row {
     } else {
         row.log = Some(log);
         row.trace = trace.filter(|t| t.exists());
+        // Beside a failed run's trace, its page.
+        if let Some(t) = &row.trace {
+            let page = t.with_extension("html");
+            if crate::trace::view::write_page(t, &page).is_ok() {
+                row.page = Some(page);
+            }
+        }
     }
     row
 }

@@ -1,0 +1,341 @@
+//! Reading a run's trace (`RAFTLAB_TRACE`, JSON lines) and replaying it: the state of every
+//! node at any event. The web page (`raftlab view`), the terminal log (`raftlab log`) and the
+//! checks (`raftlab check-trace`) all number events the same way: event `#N` is line N of the
+//! file, counting from 0.
+
+pub mod check;
+pub mod log;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// One event of a trace.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Its number: the line of the file, from 0.
+    pub n: usize,
+    pub t_us: u64,
+    pub kind: String,
+    pub v: Value,
+}
+
+impl Event {
+    pub fn u64(&self, key: &str) -> Option<u64> {
+        self.v.get(key).and_then(Value::as_u64)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.v.get(key).and_then(Value::as_str)
+    }
+
+    /// The Raft node an event is about, if it is about one.
+    pub fn subject(&self) -> Option<u64> {
+        if self.kind.starts_with("node.") {
+            return self.u64("id");
+        }
+        if self.kind.starts_with("test.") {
+            return self.u64("server");
+        }
+        if self.kind == "rpc.call" || self.kind == "rpc.return" {
+            return self
+                .v
+                .get("msg")
+                .and_then(|m| m.get("from"))
+                .and_then(Value::as_u64);
+        }
+        self.str("node").and_then(|s| s.parse().ok())
+    }
+}
+
+/// Reads a trace file. A line that is not a JSON object with `t_us` and `kind` is an error that
+/// names the line.
+pub fn load(path: &Path) -> Result<Vec<Event>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the trace {}", path.display()))?;
+    parse(&text).with_context(|| format!("in the trace {}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("line {}: not a JSON event", i + 1))?;
+        let (Some(t_us), Some(kind)) = (
+            v.get("t_us").and_then(Value::as_u64),
+            v.get("kind").and_then(Value::as_str).map(str::to_owned),
+        ) else {
+            bail!("line {}: an event needs \"t_us\" and \"kind\"", i + 1);
+        };
+        events.push(Event {
+            n: events.len(),
+            t_us,
+            kind,
+            v,
+        });
+    }
+    Ok(events)
+}
+
+/// One node as the trace shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeState {
+    pub role: String,
+    pub term: u64,
+    pub vote: Option<u64>,
+    pub leader: Option<u64>,
+    pub commit: u64,
+    pub applied: u64,
+    pub snap: u64,
+    /// `terms[i - 1]`: the term of the entry at index i; 0 where unknown (inside a snapshot
+    /// installed from another log).
+    pub terms: Vec<u64>,
+    pub up: bool,
+    pub connected: bool,
+    /// Incarnation: counts restarts.
+    pub boots: u64,
+}
+
+/// Every node's state, replayed event by event.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub nodes: BTreeMap<u64, NodeState>,
+    /// The Raft group followed (`node.*` events of other groups are skipped).
+    pub group: Option<String>,
+}
+
+/// The Raft groups a trace has `node.*` events of (`None`: events without a group), in order
+/// of first appearance.
+pub fn groups(events: &[Event]) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = Vec::new();
+    for e in events.iter().filter(|e| e.kind.starts_with("node.")) {
+        let g = e.str("group").map(str::to_owned);
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
+impl Model {
+    fn node(&mut self, id: u64) -> &mut NodeState {
+        self.nodes.entry(id).or_insert_with(|| NodeState {
+            role: "follower".into(),
+            up: true,
+            connected: true,
+            ..NodeState::default()
+        })
+    }
+
+    /// A model following one Raft group.
+    pub fn of_group(group: Option<String>) -> Model {
+        Model {
+            group,
+            ..Model::default()
+        }
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, e: &Event) {
+        if e.kind.starts_with("node.") && e.str("group") != self.group.as_deref() {
+            return;
+        }
+        if e.kind.starts_with("test.") && self.group.is_some() {
+            return;
+        }
+        match e.kind.as_str() {
+            "node.state" => {
+                let Some(id) = e.u64("id") else { return };
+                let n = self.node(id);
+                n.role = e.str("role").unwrap_or("follower").to_owned();
+                n.term = e.u64("term").unwrap_or(0);
+                n.vote = e.u64("vote");
+                n.leader = e.u64("leader");
+                n.commit = e.u64("commit").unwrap_or(0);
+                n.applied = e.u64("applied").unwrap_or(0);
+                n.snap = e.u64("snap").unwrap_or(0);
+                n.up = true;
+            }
+            "node.log" => {
+                let Some(id) = e.u64("id") else { return };
+                let from = e.u64("from").unwrap_or(1).max(1) as usize;
+                let terms: Vec<u64> =
+                    e.v.get("terms")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                let n = self.node(id);
+                n.terms.resize(from - 1, 0);
+                n.terms.extend(terms);
+            }
+            "node.snapshot" => {
+                let Some(id) = e.u64("id") else { return };
+                let index = e.u64("index").unwrap_or(0) as usize;
+                let term = e.u64("term").unwrap_or(0);
+                let n = self.node(id);
+                if index == 0 {
+                    return;
+                }
+                if n.terms.get(index - 1) != Some(&term) {
+                    // Installed from another log: what this node had before is not known to match.
+                    n.terms.clear();
+                    n.terms.resize(index, 0);
+                    n.terms[index - 1] = term;
+                }
+                n.snap = n.snap.max(index as u64);
+            }
+            "test.crash" => {
+                if let Some(id) = e.u64("server") {
+                    let n = self.node(id);
+                    n.up = false;
+                    n.role = "down".into();
+                }
+            }
+            "test.start" => {
+                if let Some(id) = e.u64("server") {
+                    let n = self.node(id);
+                    n.up = true;
+                    n.boots += 1;
+                }
+            }
+            "test.connect" | "test.disconnect" => {
+                if let Some(id) = e.u64("server") {
+                    self.node(id).connected = e.kind == "test.connect";
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The state after events `0..=n`.
+    #[cfg(test)]
+    pub fn at(events: &[Event], n: usize) -> Model {
+        let mut m = Model::default();
+        for e in events.iter().take(n.saturating_add(1)) {
+            m.apply(e);
+        }
+        m
+    }
+
+    /// The leader of the highest term any node leads, if any.
+    #[cfg(test)]
+    pub fn leader(&self) -> Option<(u64, u64)> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.up && n.role == "leader")
+            .max_by_key(|(_, n)| n.term)
+            .map(|(id, n)| (*id, n.term))
+    }
+}
+
+/// A short human description of an event (the terminal log and the page's event list).
+pub fn describe(e: &Event) -> String {
+    let msg = |m: &Value| -> String {
+        let ty = m.get("type").and_then(Value::as_str).unwrap_or("?");
+        let g = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let body = match ty {
+            "RequestVote" => format!(
+                "term={} last=({},{})",
+                g("term"),
+                g("last_index"),
+                g("last_term")
+            ),
+            "RequestVoteReply" => format!("term={} granted={}", g("term"), g("granted")),
+            "AppendEntries" => format!(
+                "term={} prev=({},{}) entries={} commit={}",
+                g("term"),
+                g("prev_index"),
+                g("prev_term"),
+                g("terms"),
+                g("commit")
+            ),
+            "AppendEntriesReply" => format!(
+                "term={} success={} match={} conflict=({},{})",
+                g("term"),
+                g("success"),
+                g("match"),
+                g("conflict_term"),
+                g("conflict_index")
+            ),
+            "InstallSnapshot" => format!(
+                "term={} last=({},{})",
+                g("term"),
+                g("index"),
+                g("snap_term")
+            ),
+            "InstallSnapshotReply" => format!("term={} index={}", g("term"), g("index")),
+            _ => String::new(),
+        };
+        format!("{}->{} {ty} {body}", g("from"), g("to"))
+    };
+    match e.kind.as_str() {
+        "node.state" => format!(
+            "{} term={} vote={} leader={} commit={} applied={}",
+            e.str("role").unwrap_or("?"),
+            e.u64("term").unwrap_or(0),
+            e.u64("vote").map_or("-".into(), |v| v.to_string()),
+            e.u64("leader").map_or("-".into(), |v| v.to_string()),
+            e.u64("commit").unwrap_or(0),
+            e.u64("applied").unwrap_or(0)
+        ),
+        "node.log" => format!(
+            "log from {}: {}",
+            e.u64("from").unwrap_or(0),
+            e.v.get("terms").map(|t| t.to_string()).unwrap_or_default()
+        ),
+        "node.snapshot" => format!(
+            "snapshot through ({}, {})",
+            e.u64("index").unwrap_or(0),
+            e.u64("term").unwrap_or(0)
+        ),
+        "rpc.call" => format!("send {}", e.v.get("msg").map(msg).unwrap_or_default()),
+        "rpc.return" => match e.v.get("msg") {
+            Some(m) if !m.is_null() => format!("reply {}", msg(m)),
+            _ => "reply (none)".into(),
+        },
+        "log" => e.str("message").unwrap_or("").to_owned(),
+        k if k.starts_with("test.")
+            || k.starts_with("kv.")
+            || k.starts_with("rpc.")
+            || k.starts_with("net.") =>
+        {
+            let mut v = e.v.clone();
+            if let Some(o) = v.as_object_mut() {
+                for k in ["t_us", "kind", "node"] {
+                    o.remove(k);
+                }
+            }
+            format!("{} {}", e.kind, v)
+        }
+        _ => e.kind.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_state_log_and_snapshots() {
+        let text = r#"{"t_us":0,"kind":"node.state","id":0,"role":"leader","term":2,"vote":0,"leader":0,"commit":1,"applied":1,"snap":0}
+{"t_us":1,"kind":"node.log","id":0,"from":1,"terms":[1,2,2]}
+{"t_us":2,"kind":"node.log","id":0,"from":3,"terms":[3]}
+{"t_us":3,"kind":"node.snapshot","id":1,"index":2,"term":2}
+{"t_us":4,"kind":"test.crash","server":0}"#;
+        let events = parse(text).unwrap();
+        let m = Model::at(&events, 2);
+        assert_eq!(m.nodes[&0].terms, vec![1, 2, 3]);
+        assert_eq!(m.leader(), Some((0, 2)));
+        let m = Model::at(&events, 4);
+        assert_eq!(m.nodes[&1].terms, vec![0, 2]);
+        assert!(!m.nodes[&0].up);
+        assert!(parse("{\"kind\":\"x\"}").is_err());
+        assert!(parse("not json").is_err());
+    }
+}
