@@ -143,6 +143,7 @@ impl Node {
     ) -> Result<Node, PersistError> {
         let (state, snapshot) = storage.load()?;
         let core = Raft::with_state(config, state, snapshot, rng);
+        crate::trace::record_boot(&core, options.trace_group.as_deref());
         if let Some(o) = &options.observer {
             o.boot(&core);
         }

@@ -7,6 +7,7 @@
 //!   time one of them changes (after the node handled what it had, and saved it).
 //! - `node.log`: the saved log changed: from index `from` on it is `terms` (a truncation, an
 //!   append, or both).
+//! - `node.boot`: the node (re)starts from its storage, with the log it loaded.
 //! - `node.snapshot`: a snapshot was saved (taken, or installed from the leader), through
 //!   `index` of `term`.
 
@@ -116,6 +117,27 @@ impl Traced {
             })
         });
     }
+}
+
+/// Records that a node (re)starts from its storage (`node.boot`), with the log it loaded: a
+/// new incarnation, whose commit index starts again from its snapshot.
+pub(crate) fn record_boot(core: &crate::core::Raft, group: Option<&str>) {
+    if !labrpc::sim::tracing_enabled() {
+        return;
+    }
+    let id = core.id().0;
+    let log = core.log();
+    labrpc::sim::trace_event(Some(&id.to_string()), "node.boot", || {
+        json!({
+            "id": id,
+            "group": group,
+            "term": core.term().0,
+            "snap": log.snapshot_index().0,
+            "snap_term": log.snapshot_term().0,
+            "first": log.snapshot_index().0 + 1,
+            "terms": log.entries().iter().map(|e| e.term.0).collect::<Vec<_>>(),
+        })
+    });
 }
 
 /// Records what a save changes in the log and the snapshot.

@@ -70,8 +70,21 @@ enum Command {
     CheckTrace(trace::check::CheckArgs),
 }
 
+/// Output commands end quietly when their reader goes away (`| head`), as Unix tools do.
+/// (Not for the node processes: a peer closing a socket must not kill a node.)
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: resets one signal's disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Log(_) | Command::CheckTrace(_)) {
+        die_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Grade(args) => grade::run(args),
         Command::Manifest(args) => grade::stage::manifest_cmd(args),

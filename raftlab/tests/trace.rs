@@ -96,6 +96,22 @@ fn replay(evs: &[Value], n: usize) -> Seen {
                 let s = e["server"].as_u64().expect("server");
                 up.insert(s, false);
             }
+            Some("node.boot") => {
+                let id = id.expect("id");
+                let snap = e["snap"].as_u64().unwrap_or(0);
+                let log = logs.entry(id).or_default();
+                log.truncate(snap as usize);
+                log.extend(
+                    e["terms"]
+                        .as_array()
+                        .expect("terms")
+                        .iter()
+                        .filter_map(Value::as_u64),
+                );
+                commit.insert(id, snap);
+                role.insert(id, ("follower".into(), e["term"].as_u64().unwrap_or(0)));
+                up.insert(id, true);
+            }
             _ => {}
         }
     }

@@ -7,7 +7,8 @@
 //! - Leader Completeness: a new leader's log holds every entry committed in earlier terms;
 //! - monotonic commit: a node's commit index does not go back within one incarnation.
 //!
-//! The first violation comes with the messages that led to it (the last ones to or from the
+//! A `test.violation` event (the harness's safety monitor, which also sees votes, saves and
+//! replies) counts as well. The first violation comes with the messages that led to it (the last ones to or from the
 //! nodes involved).
 
 use std::collections::BTreeMap;
@@ -29,9 +30,21 @@ pub struct Violation {
 
 /// The first violation in `events` (of any Raft group), if any.
 pub fn first_violation(events: &[Event]) -> Option<Violation> {
+    // The harness's safety monitor watched every step (votes, saves, replies): what it
+    // reported (`test.violation`) is a violation too, usually before its consequences show.
+    let monitored = events
+        .iter()
+        .find(|e| e.kind == "test.violation")
+        .map(|e| Violation {
+            event: e.n,
+            property: "Safety monitor",
+            message: e.str("message").unwrap_or("").to_owned(),
+            nodes: Vec::new(),
+        });
     super::groups(events)
         .into_iter()
         .filter_map(|g| first_violation_in(events, g))
+        .chain(monitored)
         .min_by_key(|v| v.event)
 }
 
@@ -219,7 +232,18 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         v.message
     );
     println!("the messages that led to it:");
-    for e in chain(&events, v.event, &v.nodes, 12) {
+    let nodes = if v.nodes.is_empty() {
+        // The monitor's message names its nodes in prose: take every node.
+        events
+            .iter()
+            .filter_map(Event::subject)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    } else {
+        v.nodes.clone()
+    };
+    for e in chain(&events, v.event, &nodes, 12) {
         println!(
             "  #{:<6} {:>9.3}s  {}",
             e.n,

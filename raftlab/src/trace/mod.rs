@@ -174,6 +174,34 @@ impl Model {
                 n.terms.resize(from - 1, 0);
                 n.terms.extend(terms);
             }
+            "node.boot" => {
+                let Some(id) = e.u64("id") else { return };
+                let snap = e.u64("snap").unwrap_or(0) as usize;
+                let snap_term = e.u64("snap_term").unwrap_or(0);
+                let terms: Vec<u64> =
+                    e.v.get("terms")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                let n = self.node(id);
+                n.boots += 1;
+                n.up = true;
+                n.role = "follower".into();
+                n.term = e.u64("term").unwrap_or(n.term);
+                n.commit = snap as u64;
+                n.applied = snap as u64;
+                n.snap = snap as u64;
+                // What it loaded: unknown terms inside the snapshot unless the trace knew them.
+                if n.terms.len() < snap || (snap > 0 && n.terms[snap - 1] != snap_term) {
+                    n.terms = vec![0; snap];
+                    if snap > 0 {
+                        n.terms[snap - 1] = snap_term;
+                    }
+                } else {
+                    n.terms.truncate(snap);
+                }
+                n.terms.extend(terms);
+            }
             "node.snapshot" => {
                 let Some(id) = e.u64("id") else { return };
                 let index = e.u64("index").unwrap_or(0) as usize;
@@ -199,9 +227,7 @@ impl Model {
             }
             "test.start" => {
                 if let Some(id) = e.u64("server") {
-                    let n = self.node(id);
-                    n.up = true;
-                    n.boots += 1;
+                    self.node(id).up = true;
                 }
             }
             "test.connect" | "test.disconnect" => {
@@ -238,7 +264,11 @@ impl Model {
 pub fn describe(e: &Event) -> String {
     let msg = |m: &Value| -> String {
         let ty = m.get("type").and_then(Value::as_str).unwrap_or("?");
-        let g = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let g = |k: &str| match m.get(k) {
+            Some(Value::Array(a)) => runs(a),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
         let body = match ty {
             "RequestVote" => format!(
                 "term={} last=({},{})",
@@ -317,9 +347,34 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
+/// Terms as runs: `[1x40 2 3x2]`.
+fn runs(a: &[Value]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < a.len() {
+        let mut j = i;
+        while j + 1 < a.len() && a[j + 1] == a[i] {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}x{}", a[i], j - i + 1)
+        } else {
+            a[i].to_string()
+        });
+        i = j + 1;
+    }
+    format!("[{}]", out.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_print_as_runs() {
+        let a: Vec<Value> = [1, 1, 1, 2, 3, 3].iter().map(|&x| Value::from(x)).collect();
+        assert_eq!(runs(&a), "[1x3 2 3x2]");
+    }
 
     #[test]
     fn replays_state_log_and_snapshots() {

@@ -141,6 +141,7 @@ function apply(s,e){
   if(k.startsWith("node.")){if(!inGroup(e))return;const n=node(s,e.id);
     if(k==="node.state"){for(const f of ["role","term","commit","applied","snap"])n[f]=e[f]??0;n.vote=e.vote??null;n.leader=e.leader??null;n.up=true;}
     else if(k==="node.log"){n.terms.length=Math.max(0,(e.from||1)-1);for(let i=n.terms.length;i<(e.from||1)-1;i++)n.terms[i]=0;n.terms.push(...(e.terms||[]));}
+    else if(k==="node.boot"){const sn=e.snap||0;n.up=true;n.role="follower";n.term=e.term||0;n.commit=sn;n.applied=sn;n.snap=sn;if(n.terms.length<sn||(sn>0&&n.terms[sn-1]!==e.snap_term)){n.terms=new Array(sn).fill(0);if(sn>0)n.terms[sn-1]=e.snap_term;}else n.terms.length=sn;n.terms.push(...(e.terms||[]));}
     else if(k==="node.snapshot"){const i=e.index||0;if(i>0&&n.terms[i-1]!==e.term){n.terms=new Array(i).fill(0);n.terms[i-1]=e.term;}n.snap=Math.max(n.snap,i);}
   }else if(k.startsWith("test.")&&group===null&&e.server!==undefined){const n=node(s,e.server);
     if(k==="test.crash"){n.up=false;n.role="down";}else if(k==="test.start"){n.up=true;}else if(k==="test.connect")n.connected=true;else if(k==="test.disconnect")n.connected=false;
