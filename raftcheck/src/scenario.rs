@@ -103,6 +103,17 @@ pub fn run_text(text: &str, update: bool) -> Result<String, String> {
     Ok(rewritten)
 }
 
+/// The commands of a script, in order (its comments and golden output left out).
+pub fn commands(text: &str) -> Vec<String> {
+    parse(text)
+        .into_iter()
+        .filter_map(|item| match item {
+            Item::Case { command, .. } => Some(command),
+            Item::Text(_) => None,
+        })
+        .collect()
+}
+
 /// Runs the script at `path` against its golden output; with `UPDATE_GOLDEN=1` in the
 /// environment, rewrites the file with the actual output instead. Panics on a difference.
 pub fn run_script(path: &Path) {
@@ -338,6 +349,11 @@ impl Cluster {
             quiet: true,
             ..Cluster::default()
         }
+    }
+
+    /// Shows every save to `tee` from now on (see [`Tee`]).
+    pub fn set_tee(&mut self, tee: Tee) {
+        self.tee = Some(tee);
     }
 
     /// A quiet cluster that shows every save to `tee` (see [`Tee`]).

@@ -68,6 +68,10 @@ enum Command {
     Log(trace::log::LogArgs),
     /// Check Raft's safety properties from a run's trace alone.
     CheckTrace(trace::check::CheckArgs),
+    /// The first event where two runs' traces diverge, with every node's state there.
+    Diff(trace::diff::DiffArgs),
+    /// Run a scenario script of raft/testdata; print its output or render it as a page.
+    Scenario(trace::scenario::ScenarioArgs),
 }
 
 /// Output commands end quietly when their reader goes away (`| head`), as Unix tools do.
@@ -82,7 +86,10 @@ fn die_quietly_on_closed_pipe() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Log(_) | Command::CheckTrace(_)) {
+    if matches!(
+        cli.command,
+        Command::Log(_) | Command::CheckTrace(_) | Command::Diff(_) | Command::Scenario(_)
+    ) {
         die_quietly_on_closed_pipe();
     }
     let result = match cli.command {
@@ -98,6 +105,8 @@ fn main() -> ExitCode {
         Command::View(args) => trace::view::run(args),
         Command::Log(args) => trace::log::run(args),
         Command::CheckTrace(args) => trace::check::run(args),
+        Command::Diff(args) => trace::diff::run(args),
+        Command::Scenario(args) => trace::scenario::run(args),
     };
     match result {
         Ok(code) => code,

@@ -250,6 +250,17 @@ fn a_traced_run_is_checked_logged_and_drawn() {
         "{out}"
     );
 
+    // diff: the same seed twice is the same run; the forged trace diverges at the forgery.
+    let a = again.to_str().expect("utf-8");
+    let (code, out) = raftlab(&["diff", t, a]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = raftlab(&["diff", t, b]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("diverge at event #{}", first_leader + 1)),
+        "{out}"
+    );
+
     // The terminal log: one column per node, events in order, filters.
     let (code, out) = raftlab(&["log", t, "--color", "never"]);
     assert_eq!(code, 0);
@@ -309,5 +320,18 @@ fn a_traced_run_is_checked_logged_and_drawn() {
     raftlab(&["view", b, "-o", broken_page.to_str().expect("utf-8")]);
     let seen = page_selfcheck(&browser, &broken_page, 0, &profile);
     assert_eq!(seen["violation"], first_leader + 1, "{seen}");
+    // A textbook scenario as a page: Figure 8, five nodes, no violation.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../raft/testdata/figure8.txt");
+    let scenario_page = dir.join("figure8.html");
+    let (code, out) = raftlab(&[
+        "scenario",
+        script.to_str().expect("utf-8"),
+        "--html",
+        scenario_page.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let seen = page_selfcheck(&browser, &scenario_page, 100_000, &profile);
+    assert_eq!(seen["nodes"], serde_json::json!([1, 2, 3, 4, 5]), "{seen}");
+    assert_eq!(seen["violation"], Value::Null, "{seen}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -59,6 +59,12 @@ fn first_violation_in(events: &[Event], group: Option<String>) -> Option<Violati
         if e.kind.starts_with("node.") && e.str("group") != group.as_deref() {
             continue;
         }
+        if e.kind == "test.begin" {
+            // A new test (a fresh cluster): the history of an earlier one does not constrain it.
+            leaders.clear();
+            committed.clear();
+            last_commit.clear();
+        }
         let before = model.nodes.get(&e.subject().unwrap_or(u64::MAX)).cloned();
         model.apply(e);
         let Some(id) = e.u64("id") else { continue };

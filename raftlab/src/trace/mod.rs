@@ -4,7 +4,9 @@
 //! file, counting from 0.
 
 pub mod check;
+pub mod diff;
 pub mod log;
+pub mod scenario;
 pub mod view;
 
 use std::collections::BTreeMap;
