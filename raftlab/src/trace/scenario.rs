@@ -126,7 +126,7 @@ pub fn run_script(text: &str) -> Result<(Vec<String>, Vec<String>)> {
 
 /// The run of `text` as trace events.
 #[cfg(test)]
-pub fn events(text: &str) -> Result<Vec<Event>> {
+pub fn events(text: &str) -> Result<Vec<super::Event>> {
     let (_, lines) = run_script(text)?;
     parse(&lines.join("\n"))
 }
@@ -168,7 +168,7 @@ pub fn run(args: ScenarioArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Event, Model};
+    use crate::trace::Model;
 
     #[test]
     fn a_scenario_becomes_a_trace_the_viewer_replays() {
