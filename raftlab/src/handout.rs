@@ -204,38 +204,8 @@ fn fn_name(line: &str) -> Option<String> {
 /// Files of the workspace to hand out, relative to `root`: everything but build outputs
 /// (`target*`), `.git`, traces, the output directory and instructor-only files.
 fn source_files(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if dir == out {
-            continue;
-        }
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let ty = entry.file_type()?;
-            let path = entry.path();
-            if ty.is_dir() {
-                if name == ".git" || name.starts_with("target") {
-                    continue;
-                }
-                stack.push(path);
-            } else if ty.is_file() {
-                if name.ends_with(".trace.jsonl") {
-                    continue;
-                }
-                let rel = path.strip_prefix(root)?.to_path_buf();
-                if INSTRUCTOR_ONLY.iter().any(|f| rel == Path::new(f)) {
-                    continue;
-                }
-                files.push(rel);
-            }
-        }
-    }
-    files.sort();
+    let mut files = crate::grade::stage::workspace_files(root, Some(out))?;
+    files.retain(|rel| !INSTRUCTOR_ONLY.iter().any(|f| rel == Path::new(f)));
     Ok(files)
 }
 

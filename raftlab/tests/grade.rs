@@ -6,7 +6,11 @@
 //! workspace's target directory, kept between runs): each grading rebuilds only what the
 //! previous tree did not have. Builds use a light release profile through `--cargo-config`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::workspace_root;
 use std::process::Command;
 
 use serde_json::Value;
@@ -20,28 +24,8 @@ const LIGHT_BUILD: [&str; 6] = [
     "profile.release.incremental=true",
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("raftlab sits in the workspace")
-        .to_path_buf()
-}
-
-/// `<target>/grade-check-<profile>`, next to this test's own build.
 fn work_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary in <target>/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into());
-    profile_dir
-        .parent()
-        .expect("<target>")
-        .join(format!("grade-check-{profile}"))
+    common::work_dir("grade-check")
 }
 
 struct Grader {

@@ -6,7 +6,11 @@
 //! workspace's own crates are rebuilt. The build is unoptimized and without debug info (through
 //! `--config`): only whether it compiles matters here, and it keeps a cold run around a minute.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::workspace_root;
 use std::process::{Command, Output};
 
 /// `--config` overrides for the builds in the handout: fast to compile.
@@ -25,27 +29,8 @@ const FAST_PROFILE: [&str; 12] = [
     "profile.test.package.\"*\".opt-level=0",
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("raftlab sits in the workspace")
-        .to_path_buf()
-}
-
-/// `<target>/handout-check-<profile>`, next to this test's own build.
 fn work_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // <target>/<profile>/deps/handout-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary in <target>/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into());
-    let target = profile_dir.parent().expect("<target>");
-    target.join(format!("handout-check-{profile}"))
+    common::work_dir("handout-check")
 }
 
 fn cargo(tree: &Path, target_dir: &Path, args: &[&str]) -> Output {

@@ -228,18 +228,33 @@ fn make_sandbox(args: &GradeArgs) -> Result<Sandbox> {
 }
 
 fn write_reports(args: &GradeArgs, report: &Report) -> Result<()> {
+    write_outputs(
+        report,
+        args.json.as_deref(),
+        args.junit.as_deref(),
+        args.gradescope.as_deref(),
+    )
+}
+
+/// Writes the report's JSON, JUnit and Gradescope forms to the paths given.
+fn write_outputs(
+    report: &Report,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+    gradescope: Option<&Path>,
+) -> Result<()> {
     let write = |path: &Path, text: String| -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
         Ok(())
     };
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         write(path, serde_json::to_string_pretty(&report.json())? + "\n")?;
     }
-    if let Some(path) = &args.junit {
+    if let Some(path) = junit {
         write(path, report.junit())?;
     }
-    if let Some(path) = &args.gradescope {
+    if let Some(path) = gradescope {
         write(
             path,
             serde_json::to_string_pretty(&report.gradescope())? + "\n",
@@ -552,23 +567,12 @@ fn merge_cmd(m: MergeArgs) -> Result<ExitCode> {
     }
     let report = report::merge(shares)?;
     print!("{}", report.table());
-    let write = |path: &Path, text: String| -> Result<()> {
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-        Ok(())
-    };
-    if let Some(path) = &m.output {
-        write(path, serde_json::to_string_pretty(&report.json())? + "\n")?;
-    }
-    if let Some(path) = &m.junit {
-        write(path, report.junit())?;
-    }
-    if let Some(path) = &m.gradescope {
-        write(
-            path,
-            serde_json::to_string_pretty(&report.gradescope())? + "\n",
-        )?;
-    }
+    write_outputs(
+        &report,
+        m.output.as_deref(),
+        m.junit.as_deref(),
+        m.gradescope.as_deref(),
+    )?;
     Ok(if report.all_passed() {
         ExitCode::SUCCESS
     } else {

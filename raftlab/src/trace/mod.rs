@@ -34,6 +34,15 @@ impl Event {
         self.v.get(key).and_then(Value::as_str)
     }
 
+    /// The `terms` list of a `node.log` or `node.boot` event.
+    pub fn terms(&self) -> Vec<u64> {
+        self.v
+            .get("terms")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    }
+
     /// The Raft node an event is about, if it is about one.
     pub fn subject(&self) -> Option<u64> {
         if self.kind.starts_with("node.") {
@@ -167,11 +176,7 @@ impl Model {
             "node.log" => {
                 let Some(id) = e.u64("id") else { return };
                 let from = e.u64("from").unwrap_or(1).max(1) as usize;
-                let terms: Vec<u64> =
-                    e.v.get("terms")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                        .unwrap_or_default();
+                let terms = e.terms();
                 let n = self.node(id);
                 n.terms.resize(from - 1, 0);
                 n.terms.extend(terms);
@@ -180,11 +185,7 @@ impl Model {
                 let Some(id) = e.u64("id") else { return };
                 let snap = e.u64("snap").unwrap_or(0) as usize;
                 let snap_term = e.u64("snap_term").unwrap_or(0);
-                let terms: Vec<u64> =
-                    e.v.get("terms")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                        .unwrap_or_default();
+                let terms = e.terms();
                 let n = self.node(id);
                 n.boots += 1;
                 n.up = true;
