@@ -8,6 +8,7 @@
 //!   `// SOLUTION BEGIN: <hint>` ... `// SOLUTION END` region of the selected labs replaced by
 //!   `todo!("<hint>")`, and a `README_STUDENT.md`.
 //! - `raftlab lincheck` checks history files for linearizability with the `lincheck` library.
+//! - `raftlab view`, `log`, `check-trace`, `diff` and `scenario` study a run's trace (`trace`).
 //! - `raftlab node`, `raftlab cluster start|stop|status` and `raftlab kv get|put|append` run
 //!   the same Raft and kvraft as separate processes on TCP, with their data on disk.
 //!
