@@ -117,6 +117,13 @@ pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(30);
 /// shows why (named after the test and seed) and panics with its path.
 pub fn check_kv_history(history: &[Operation<KvInput, KvOutput>], seed: u64) {
     let info = lincheck::check_with_info(&KvModel, history, Some(LINEARIZABILITY_BUDGET));
+    test_event(
+        "kv.check",
+        serde_json::json!({
+            "operations": history.len(),
+            "result": format!("{:?}", info.result).to_lowercase(),
+        }),
+    );
     match info.result {
         CheckResult::Linearizable => {}
         CheckResult::NotLinearizable => {
@@ -127,7 +134,13 @@ pub fn check_kv_history(history: &[Operation<KvInput, KvOutput>], seed: u64) {
             let path = std::env::temp_dir().join(format!("raftlab-{test}-seed{seed}.html"));
             match std::fs::File::create(&path).and_then(|f| lincheck::visualize(&KvModel, &info, f))
             {
-                Ok(()) => println!("info: wrote history visualization to {}", path.display()),
+                Ok(()) => {
+                    test_event(
+                        "kv.visualization",
+                        serde_json::json!({ "path": path.display().to_string() }),
+                    );
+                    println!("info: wrote history visualization to {}", path.display())
+                }
                 Err(e) => println!("info: failed to write history visualization: {e}"),
             }
             panic!("history is not linearizable ({} operations)", history.len());

@@ -119,7 +119,7 @@ table{border-collapse:collapse} td,th{padding:1px 5px;border-bottom:1px solid #e
 <section><h2>Log matrix (cell: term; outlined: committed; hatched: overwritten later)</h2><table id="matrix"></table></section>
 <section><h2>Timeline (one lane per node: leader red, candidate orange, follower grey, down white; faults below)</h2><canvas id="timeline" width="900" height="120"></canvas></section>
 <section><h2>Events <input id="filter" placeholder="filter: kind or text" size="24"> <select id="nodefilter"><option value="">all nodes</option></select></h2><div id="events"></div></section>
-<section id="kvsec" style="display:none"><h2>Client operations (kv.op)</h2><canvas id="kv" width="900" height="80"></canvas></section>
+<section id="kvsec" style="display:none"><h2>Client operations (kv.op: get blue, put/append green) <span id="kvcheck"></span></h2><canvas id="kv" width="900" height="80"></canvas></section>
 </div></main>
 <pre id="selfcheck"></pre>
 <script id="data" type="application/json">__DATA__</script>
@@ -218,7 +218,9 @@ $("timeline").onclick=ev=>{const c=$("timeline"),r=c.getBoundingClientRect();con
 // client operations
 const ops=E.filter(e=>e.kind==="kv.op");if(ops.length){$("kvsec").style.display="";const c=$("kv"),g=c.getContext("2d");const clients=[...new Set(ops.map(o=>o.client??-1))];c.height=14*clients.length+10;
   for(const o of ops){const row=clients.indexOf(o.client??-1);const x=t=>40+(c.width-50)*t/tEnd;g.fillStyle=o.op==="get"?"#42a5f5":"#66bb6a";g.fillRect(x(o.start_us||0),row*14+2,Math.max(2,x(o.t_us)-x(o.start_us||0)),10);}
-  clients.forEach((cl,row)=>{g.fillStyle="#333";g.fillText("c"+cl,2,row*14+11);});}
+  clients.forEach((cl,row)=>{g.fillStyle="#333";g.fillText("c"+cl,2,row*14+11);});
+  const chk=E.find(e=>e.kind==="kv.check"),vis=E.find(e=>e.kind==="kv.visualization");
+  if(chk){$("kvcheck").textContent=`linearizability check: ${chk.result} (${chk.operations} operations)`+(vis?`; the failing history, step by step: ${vis.path}`:"");if(chk.result!=="linearizable")$("kvcheck").style.color="#c62828";}}
 function go(i){cur=Math.max(0,Math.min(N-1,i));draw();}
 function find(pred){for(let i=cur+1;i<N;i++)if(pred(E[i],i))return i;return -1;}
 const jumps={election:e=>e.kind==="node.state"&&e.role==="candidate"&&inGroup(e),
