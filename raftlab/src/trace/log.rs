@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{Event, describe, load};
+use super::{Event, describe, load_trace_or_narration};
 
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
-    /// The trace (RAFTLAB_TRACE).
+    /// The trace (RAFTLAB_TRACE), or a run's output with RUST_LOG=info narration.
     trace: PathBuf,
     /// Only these nodes' events (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
@@ -53,10 +53,12 @@ fn colour(kind: &str) -> &'static str {
 
 /// Renders the selected events as lines.
 pub fn render(events: &[Event], args: &LogArgs, colour_on: bool) -> Vec<String> {
+    // A run's narration alone (RUST_LOG=info output) is all `log` events: show them.
+    let narration_only = events.iter().all(|e| e.kind == "log");
     let nodes: BTreeSet<u64> = events
         .iter()
-        .filter(|e| e.kind.starts_with("node."))
-        .filter_map(|e| e.u64("id"))
+        .filter(|e| e.kind.starts_with("node.") || (narration_only && e.kind == "log"))
+        .filter_map(Event::subject)
         .collect();
     let nodes: Vec<u64> = nodes.into_iter().collect();
     let w = args.width.max(10);
@@ -71,7 +73,7 @@ pub fn render(events: &[Event], args: &LogArgs, colour_on: bool) -> Vec<String> 
         if args.from.is_some_and(|f| secs < f) || args.to.is_some_and(|t| secs > t) {
             continue;
         }
-        if !args.all && (e.kind == "log" || e.kind.starts_with("net.")) {
+        if !args.all && !narration_only && (e.kind == "log" || e.kind.starts_with("net.")) {
             continue;
         }
         if !args.kind.is_empty() && !args.kind.iter().any(|k| e.kind.starts_with(k.as_str())) {
@@ -122,7 +124,7 @@ pub fn render(events: &[Event], args: &LogArgs, colour_on: bool) -> Vec<String> 
 }
 
 pub fn run(args: LogArgs) -> Result<ExitCode> {
-    let events = load(&args.trace)?;
+    let events = load_trace_or_narration(&args.trace)?;
     let colour_on = match args.color.as_str() {
         "always" => true,
         "never" => false,

@@ -70,6 +70,90 @@ pub fn load(path: &Path) -> Result<Vec<Event>> {
     parse(&text).with_context(|| format!("in the trace {}", path.display()))
 }
 
+/// Reads a trace, or a run's output with `RUST_LOG=info` narration (see [`parse_narration`]).
+pub fn load_trace_or_narration(path: &Path) -> Result<Vec<Event>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.trim_start().starts_with('{') {
+        return parse(&text).with_context(|| format!("in the trace {}", path.display()));
+    }
+    let events = parse_narration(&text);
+    if events.is_empty() {
+        bail!(
+            "{}: neither a trace (JSON lines) nor a run's RUST_LOG=info output",
+            path.display()
+        );
+    }
+    Ok(events)
+}
+
+/// Events from a run's `RUST_LOG=info` output: lines `<secs>s <LEVEL> <message> key=value...`
+/// (colours and other lines are skipped) become `log` events with the node of `node=N`.
+pub fn parse_narration(text: &str) -> Vec<Event> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let plain = strip_ansi(line);
+        let mut words = plain.split_whitespace();
+        let Some(secs) = words
+            .next()
+            .and_then(|w| w.strip_suffix('s'))
+            .and_then(|w| w.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let Some(level) = words.next() else { continue };
+        if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
+            continue;
+        }
+        let mut message = Vec::new();
+        let mut fields = serde_json::Map::new();
+        for w in words {
+            match w.split_once('=') {
+                Some((k, v))
+                    if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+                {
+                    fields.insert(k.to_owned(), Value::from(v));
+                }
+                _ => message.push(w),
+            }
+        }
+        let mut v = serde_json::Map::new();
+        v.insert("kind".into(), Value::from("log"));
+        v.insert("level".into(), Value::from(level));
+        v.insert("message".into(), Value::from(message.join(" ")));
+        if let Some(n) = fields.remove("node") {
+            v.insert("node".into(), n);
+        }
+        v.extend(fields);
+        out.push(Event {
+            n: out.len(),
+            t_us: (secs * 1e6).round() as u64,
+            kind: "log".into(),
+            v: Value::Object(v),
+        });
+    }
+    out
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final byte in @..~
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) && d != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn parse(text: &str) -> Result<Vec<Event>> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -372,6 +456,19 @@ fn runs(a: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narration_lines_become_log_events() {
+        let text = "running 1 test\n\u{1b}[2m   0.420000s\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m node 0 starts an election for term 1 \u{1b}[3mnode\u{1b}[0m\u{1b}[2m=\u{1b}[0m0 \u{1b}[3mterm\u{1b}[0m\u{1b}[2m=\u{1b}[0m1\n";
+        let ev = parse_narration(text);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].t_us, 420_000);
+        assert_eq!(
+            ev[0].str("message"),
+            Some("node 0 starts an election for term 1")
+        );
+        assert_eq!(ev[0].subject(), Some(0));
+    }
 
     #[test]
     fn terms_print_as_runs() {
