@@ -725,14 +725,9 @@ impl Network {
                 .is_some_and(|d| self.is_server_dead(&held.end, &held.server, d.generation));
         let caller_gone = tx.is_closed();
         trace_event(Some(&held.server), "rpc.release", || {
-            json!({
-                "held": id.0,
-                "rule": held.rule.0,
-                "phase": held.phase.as_str(),
-                "end": held.end,
-                "method": held.method,
-                "caller_gone": caller_gone,
-            })
+            let mut v = held_fields(&held);
+            v["caller_gone"] = json!(caller_gone);
+            v
         });
         if killed {
             trace_event(
@@ -762,15 +757,7 @@ impl Network {
             return false;
         };
         let held = &entry.held;
-        trace_event(Some(&held.server), "rpc.drop_held", || {
-            json!({
-                "held": id.0,
-                "rule": held.rule.0,
-                "phase": held.phase.as_str(),
-                "end": held.end,
-                "method": held.method,
-            })
-        });
+        trace_event(Some(&held.server), "rpc.drop_held", || held_fields(held));
         let _ = entry.tx.send(Verdict::Drop);
         true
     }
@@ -832,6 +819,7 @@ impl Network {
             request: info.request.to_vec(),
             reply: info.reply.map(<[u8]>::to_vec),
         };
+        trace_event(Some(info.server), "rpc.hold", || held_fields(&held));
         rules.held.insert(
             id,
             HeldEntry {
@@ -842,15 +830,6 @@ impl Network {
             },
         );
         drop(rules);
-        trace_event(Some(info.server), "rpc.hold", || {
-            json!({
-                "held": id.0,
-                "rule": rule.0,
-                "phase": phase.as_str(),
-                "end": info.end,
-                "method": info.method,
-            })
-        });
         rx
     }
 
@@ -967,6 +946,17 @@ impl ClientEnd {
             .scope(call_id(), self.net.process(&self.name, method, req))
             .await
     }
+}
+
+/// A held message's fields in the trace (`rpc.release`, `rpc.drop_held`).
+fn held_fields(held: &Held) -> serde_json::Value {
+    json!({
+        "held": held.id.0,
+        "rule": held.rule.0,
+        "phase": held.phase.as_str(),
+        "end": held.end,
+        "method": held.method,
+    })
 }
 
 /// The next call id of the run (for the trace).

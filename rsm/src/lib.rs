@@ -30,6 +30,6 @@ mod replica;
 mod session;
 
 pub use clerk::{Clerk, Retry};
-pub use machine::{CorruptSnapshot, StateMachine};
+pub use machine::{CorruptSnapshot, StateMachine, decode_state, encode_state};
 pub use replica::{Rsm, RsmOptions, StartError, SubmitError};
 pub use session::Session;

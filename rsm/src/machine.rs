@@ -22,6 +22,17 @@ pub trait StateMachine: Send + 'static {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), CorruptSnapshot>;
 }
 
+/// A machine's state as snapshot bytes (postcard). Serializing into memory cannot fail for the
+/// plain data a machine holds; a type that cannot be serialized gives an empty snapshot.
+pub fn encode_state<T: Serialize>(state: &T) -> Vec<u8> {
+    postcard::to_stdvec(state).unwrap_or_default()
+}
+
+/// The state [`encode_state`] wrote, or why the bytes are not one.
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CorruptSnapshot> {
+    postcard::from_bytes(bytes).map_err(|e| CorruptSnapshot::new(bytes, e))
+}
+
 /// A snapshot that does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt snapshot ({len} bytes): {reason}")]

@@ -106,7 +106,7 @@ fn encode<M: StateMachine>(sessions: &Sessions<M::Output>, machine: &M) -> Vec<u
         sessions: sessions.clone(),
         machine: machine.snapshot(),
     };
-    postcard::to_stdvec(&snap).unwrap_or_default()
+    crate::machine::encode_state(&snap)
 }
 
 /// Restores the sessions and the machine from a snapshot made by [`encode`].
@@ -114,8 +114,7 @@ fn decode<M: StateMachine>(
     bytes: &[u8],
     machine: &mut M,
 ) -> Result<Sessions<M::Output>, CorruptSnapshot> {
-    let snap: Snapshot<M::Output> =
-        postcard::from_bytes(bytes).map_err(|e| CorruptSnapshot::new(bytes, e))?;
+    let snap: Snapshot<M::Output> = crate::machine::decode_state(bytes)?;
     machine.restore(&snap.machine)?;
     Ok(snap.sessions)
 }

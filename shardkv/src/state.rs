@@ -299,13 +299,11 @@ impl StateMachine for GroupState {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        // Serializing maps, vectors, integers and strings into memory cannot fail.
-        postcard::to_stdvec(self).unwrap_or_default()
+        rsm::encode_state(self)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), CorruptSnapshot> {
-        let restored: GroupState =
-            postcard::from_bytes(snapshot).map_err(|e| CorruptSnapshot::new(snapshot, e))?;
+        let restored: GroupState = rsm::decode_state(snapshot)?;
         if restored.shards.len() != NSHARDS || restored.gid != self.gid {
             return Err(CorruptSnapshot::new(
                 snapshot,

@@ -35,11 +35,11 @@ impl StateMachine for Tally {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
+        rsm::encode_state(self)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), CorruptSnapshot> {
-        *self = postcard::from_bytes(bytes).map_err(|e| CorruptSnapshot::new(bytes, e))?;
+        *self = rsm::decode_state(bytes)?;
         Ok(())
     }
 }

@@ -325,7 +325,7 @@ fn grade_tree(
         meta.notices.push(n);
     }
 
-    let (root, binaries) = match student {
+    let binaries = match student {
         None => {
             let root = official.to_path_buf();
             eprintln!("raftlab grade: {} | seed {master}", root.display());
@@ -344,8 +344,8 @@ fn grade_tree(
                     );
                 }
             };
-            meta.root = root.clone();
-            (root, binaries)
+            meta.root = root;
+            binaries
         }
         Some(student) => {
             let student = std::path::absolute(student)
@@ -377,10 +377,9 @@ fn grade_tree(
             meta.not_built = not_built;
             meta.root = student.clone();
             meta.replay_dir = Some(student);
-            (staged.root, binaries)
+            binaries
         }
     };
-    let _ = root;
     // Every run executes a sealed copy of its suite, which no earlier run can have changed.
     let mut sealed = Vec::new();
     let mut binaries = binaries;

@@ -49,6 +49,7 @@ pub fn run_script(text: &str) -> Result<(Vec<String>, Vec<String>)> {
     let mut next_id = 0u64;
     for (k, cmd) in commands(text).into_iter().enumerate() {
         let t_us = k as u64 * 1000;
+        let first_of_command = trace.len();
         let lines = cluster
             .run(&cmd)
             .map_err(|e| anyhow::anyhow!("command {} `{cmd}`: {e}", k + 1))?;
@@ -115,7 +116,7 @@ pub fn run_script(text: &str) -> Result<(Vec<String>, Vec<String>)> {
             }
         }
         queued = still;
-        for v in trace.iter_mut().filter(|v| v.get("t_us").is_none()) {
+        for v in &mut trace[first_of_command..] {
             if let Value::Object(o) = v {
                 o.insert("t_us".into(), json!(t_us));
             }

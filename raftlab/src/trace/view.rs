@@ -151,10 +151,11 @@ function apply(s,e){
   else if(k==="net.reliable"){s.reliable=!!e.on;}
 }
 // Checkpoints every 1000 events make any position a short replay.
-const STEP=1000, cps=[];{let s=fresh();for(let i=0;i<N;i++){if(i%STEP===0)cps.push(clone(s));apply(s,E[i]);}}
-function rebuild(){cps.length=0;let s=fresh();for(let i=0;i<N;i++){if(i%STEP===0)cps.push(clone(s));apply(s,E[i]);}final=stateAt(N-1);}
+// `final` is the last state: the log matrix marks entries that are overwritten by then.
+const STEP=1000, cps=[];let final;
+function rebuild(){cps.length=0;let s=fresh();for(let i=0;i<N;i++){if(i%STEP===0)cps.push(clone(s));apply(s,E[i]);}final=s;}
 function stateAt(i){if(N===0)return fresh();i=Math.max(0,Math.min(N-1,i));const s=clone(cps[Math.floor(i/STEP)]);for(let j=Math.floor(i/STEP)*STEP;j<=i;j++)apply(s,E[j]);return s;}
-let final=stateAt(N-1);
+rebuild();
 let cur=0;
 const hashEv=/#ev=(\d+)/.exec(location.hash);if(hashEv)cur=Math.min(N-1,+hashEv[1]);
 $("scrub").max=Math.max(0,N-1);

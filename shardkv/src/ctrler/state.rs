@@ -88,13 +88,11 @@ impl StateMachine for Configs {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        // Serializing vectors and maps of integers and strings into memory cannot fail.
-        postcard::to_stdvec(self).unwrap_or_default()
+        rsm::encode_state(self)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), CorruptSnapshot> {
-        let restored: Configs =
-            postcard::from_bytes(snapshot).map_err(|e| CorruptSnapshot::new(snapshot, e))?;
+        let restored: Configs = rsm::decode_state(snapshot)?;
         if restored.configs.is_empty() {
             return Err(CorruptSnapshot::new(snapshot, "no configuration 0"));
         }
