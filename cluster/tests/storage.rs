@@ -487,6 +487,7 @@ fn cluster_id_round_trip() {
 fn raft_core_state_survives_reopen() {
     let dir = TempDir::new("core");
     let config = Config {
+        features: Default::default(),
         id: NodeId(0),
         peers: vec![NodeId(0)],
         election_ticks: 5,

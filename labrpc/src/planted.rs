@@ -60,6 +60,12 @@ bugs! {
     SnapshotRollsBack => "a follower installs a snapshot older than its commit index",
     SnapshotNotPersisted => "installing a snapshot does not persist the snapshot itself",
     SnapshotWrongTerm => "compaction records the current term as the snapshot's last term instead of the entry's",
+    // Raft extensions (pre-vote, check-quorum, transfer, ReadIndex).
+    PreVoteBumpsTerm => "a pre-candidate increments its term (and persists it), as a real candidate would",
+    CheckQuorumNeverStepsDown => "a leader that hears from no majority keeps leading (check-quorum never steps down)",
+    TransferBeforeCaughtUp => "a leader sends TimeoutNow to the transfer target before its log is up to date",
+    ReadWithoutConfirmation => "a leader answers ReadIndex reads from its commit index without a round of heartbeats",
+    ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",
     // kvraft.
     KvNoDuplicateDetection => "kvraft: applies a retried client request twice",
     KvWrongLeaderAnswer => "kvraft: answers a client when any entry commits at the index it was given, not only its own",

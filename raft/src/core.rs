@@ -6,7 +6,7 @@
 //! randomized election timeouts come from the seeded generator the core is given. The rules of
 //! the protocol live in `election.rs`, `replication.rs` and `snapshot.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::Rng;
@@ -29,6 +29,43 @@ pub struct Config {
     pub election_ticks: u32,
     /// A leader sends heartbeats every this many ticks.
     pub heartbeat_ticks: u32,
+    /// The production extensions (all off in the labs, which keep 6.5840's behaviour).
+    pub features: Features,
+}
+
+/// Switches for the extensions beyond the paper's Figure 2. Each is off by default, so the
+/// labs' suites see exactly the protocol they were written for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Features {
+    /// Pre-vote (thesis 9.6): a node whose election timer fires first asks whether it could
+    /// win, without changing its term; a partitioned node then cannot inflate its term and
+    /// depose a working leader when it returns. See `prevote.rs`.
+    pub pre_vote: bool,
+    /// Check-quorum (thesis 6.2): a leader that has not heard from a majority within an
+    /// election timeout steps down, and voters that hear from a live leader refuse to vote
+    /// (the lease rule of thesis 4.2.3). See `checkquorum.rs`.
+    pub check_quorum: bool,
+    /// Lease reads (thesis 6.4.1): a leader answers reads without a confirmation round while a
+    /// majority acknowledged a heartbeat it sent less than `election_ticks * (1 - LEASE_DRIFT)`
+    /// ticks ago. Needs `check_quorum` (otherwise it is ignored). Assumes clocks that drift by
+    /// less than [`LEASE_DRIFT`]; off in the labs. See `read_index.rs`.
+    pub lease_reads: bool,
+}
+
+/// The clock-drift bound lease reads assume: a node's ticks run at most 10% slower or faster
+/// than another's, so a lease lasts 90% of the minimum election timeout.
+pub const LEASE_DRIFT: f64 = 0.1;
+
+impl Features {
+    /// What a real cluster runs with: pre-vote and check-quorum on, reads confirmed by a round
+    /// of heartbeats (no clock assumption).
+    pub fn production() -> Features {
+        Features {
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+        }
+    }
 }
 
 impl Config {
@@ -40,13 +77,22 @@ impl Config {
             peers,
             election_ticks: 30,
             heartbeat_ticks: 10,
+            features: Features::default(),
         }
+    }
+
+    /// The same configuration with `features` switched on.
+    pub fn with(mut self, features: Features) -> Self {
+        self.features = features;
+        self
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Follower,
+    /// Asking for pre-votes (thesis 9.6): still in its old term, with its old vote.
+    PreCandidate,
     Candidate,
     Leader,
 }
@@ -124,6 +170,15 @@ pub struct Ready<'a> {
     messages: Vec<Envelope>,
     replies: Vec<Envelope>,
     apply: Vec<Apply>,
+    reads: Vec<ReadState>,
+}
+
+/// The answer to a [`Raft::read_index`] request: the read may be served once the service has
+/// applied `index`, or it failed (the node lost leadership before confirming it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReadState {
+    pub id: u64,
+    pub index: Result<LogIndex, NotLeader>,
 }
 
 /// A [`Ready`] whose state is on stable storage: its messages may go out now.
@@ -135,6 +190,9 @@ pub struct Persisted {
     pub replies: Vec<Envelope>,
     /// Commands and snapshots to apply, in log order.
     pub apply: Vec<Apply>,
+    /// Reads confirmed (or failed) since the last `ready()`. A read's `index` is released only
+    /// after the entries before it are in `apply`.
+    pub reads: Vec<ReadState>,
 }
 
 impl<'a> Ready<'a> {
@@ -144,6 +202,7 @@ impl<'a> Ready<'a> {
             && self.messages.is_empty()
             && self.replies.is_empty()
             && self.apply.is_empty()
+            && self.reads.is_empty()
     }
 
     /// The state to persist, if any (for inspection; use [`Ready::persist`] to act on it).
@@ -160,12 +219,13 @@ impl<'a> Ready<'a> {
             messages: self.messages,
             replies: self.replies,
             apply: self.apply,
+            reads: self.reads,
         })
     }
 }
 
 /// Returned by [`Raft::propose`] on a node that is not the leader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("not the leader (leader hint: {leader:?})")]
 pub struct NotLeader {
     pub leader: Option<NodeId>,
@@ -183,6 +243,8 @@ pub struct Status {
     pub applied: LogIndex,
     pub last_index: LogIndex,
     pub snapshot_index: LogIndex,
+    /// The follower a leadership transfer is under way to.
+    pub transferring_to: Option<NodeId>,
 }
 
 /// One Raft node's protocol state. Cloning copies it whole (the model checker explores states).
@@ -218,6 +280,17 @@ pub struct Raft {
     pub(crate) apply: Vec<Apply>,
     /// Set by proposals, so that many proposals between two `ready()`s share one broadcast.
     pub(crate) broadcast_pending: bool,
+
+    // Extensions (see `Features`): the leader's bookkeeping, cleared when it steps down.
+    /// Check-quorum: the peers heard from since the last check.
+    pub(crate) active: BTreeSet<NodeId>,
+    pub(crate) check_quorum_elapsed: u32,
+    /// A leadership transfer under way.
+    pub(crate) transfer: Option<crate::transfer::Transfer>,
+    /// ReadIndex: reads and their confirmation rounds.
+    pub(crate) reads: crate::read_index::Reads,
+    /// Ticks since the node started (lease reads only; not part of the fingerprint).
+    pub(crate) ticks: u64,
 }
 
 impl Raft {
@@ -274,6 +347,11 @@ impl Raft {
             replies: Vec::new(),
             apply: Vec::new(),
             broadcast_pending: false,
+            active: BTreeSet::new(),
+            check_quorum_elapsed: 0,
+            transfer: None,
+            reads: Default::default(),
+            ticks: 0,
         };
         raft.reset_election_timer();
         raft
@@ -314,6 +392,7 @@ impl Raft {
             applied: self.applied,
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
+            transferring_to: self.transfer.as_ref().map(|t| t.to),
         }
     }
 
@@ -337,6 +416,10 @@ impl Raft {
         self.votes.hash(h);
         self.progress.hash(h);
         self.broadcast_pending.hash(h);
+        self.active.hash(h);
+        self.check_quorum_elapsed.hash(h);
+        self.transfer.hash(h);
+        self.reads.hash(h);
     }
 
     /// The leader's progress for each follower (empty unless leader).
@@ -353,7 +436,10 @@ impl Raft {
         self.config.peers.len() / 2 + 1
     }
 
-    pub(crate) fn send(&mut self, to: NodeId, msg: Message) {
+    pub(crate) fn send(&mut self, to: NodeId, mut msg: Message) {
+        if let Message::AppendEntries(m) = &mut msg {
+            m.round = self.reads.round;
+        }
         self.messages.push(Envelope {
             from: self.config.id,
             to,
@@ -377,6 +463,20 @@ impl Raft {
 
     /// One unit of time passes.
     pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.tick_raft();
+        if self.role == Role::Leader {
+            if self.config.features.check_quorum {
+                self.tick_check_quorum();
+            }
+            if self.transfer.is_some() {
+                self.tick_transfer();
+            }
+        }
+    }
+
+    /// The timers of Figure 2: heartbeats and election timeouts.
+    fn tick_raft(&mut self) {
         // SOLUTION BEGIN: tick: a leader sends heartbeats every heartbeat_ticks ticks; a follower or candidate starts an election once its randomized election timeout has elapsed
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;
@@ -396,7 +496,76 @@ impl Raft {
     /// Handles a message from another node. Every request produces exactly one reply in the
     /// next [`Ready`]'s `replies`, in the order requests were stepped.
     pub fn step(&mut self, env: Envelope) {
-        // SOLUTION BEGIN: step: a message with a higher term makes you its follower (Figure 2, Rules for Servers); then hand the message to its handler
+        let from = env.from;
+        let ack = match &env.msg {
+            Message::AppendEntriesReply(r) => Some((r.term, r.round)),
+            _ => None,
+        };
+        match &env.msg {
+            Message::PreVote(_)
+            | Message::PreVoteReply(_)
+            | Message::TimeoutNow(_)
+            | Message::TimeoutNowReply(_) => self.step_extension(env),
+            _ => {
+                if self.config.features.check_quorum && self.refuse_in_lease(&env) {
+                    return;
+                }
+                let round = match &env.msg {
+                    Message::AppendEntries(m) => Some(m.round),
+                    _ => None,
+                };
+                let first_reply = self.replies.len();
+                self.step_raft(env);
+                // The reply echoes the request's read round (whatever the handler answered).
+                if let Some(round) = round
+                    && let Some(Envelope {
+                        msg: Message::AppendEntriesReply(r),
+                        ..
+                    }) = self.replies.get_mut(first_reply)
+                {
+                    r.round = round;
+                }
+            }
+        }
+        self.after_step(from, ack);
+    }
+
+    /// The extensions' messages: the term rule of Figure 2 (except for a PreVote, which asks
+    /// about a term nobody is in yet), then their handlers.
+    fn step_extension(&mut self, env: Envelope) {
+        let Envelope { from, msg, .. } = env;
+        if msg.term() > self.term && !matches!(msg, Message::PreVote(_)) {
+            self.become_follower(msg.term(), None);
+        }
+        match msg {
+            Message::PreVote(m) => self.handle_pre_vote(from, m),
+            Message::PreVoteReply(m) => self.handle_pre_vote_reply(from, m),
+            Message::TimeoutNow(m) => self.handle_timeout_now(from, m),
+            _ => {}
+        }
+    }
+
+    /// A leader's bookkeeping after any message from a follower of its term: contact for
+    /// check-quorum, acknowledged read rounds, and the transfer's next step.
+    fn after_step(&mut self, from: NodeId, ack: Option<(Term, u64)>) {
+        if self.role != Role::Leader || !self.progress.contains_key(&from) {
+            return;
+        }
+        self.active.insert(from);
+        if let Some((term, round)) = ack
+            && term == self.term
+        {
+            self.reads.acknowledged(from, round);
+            self.confirm_reads();
+        }
+        if self.transfer.is_some() {
+            self.maybe_timeout_now();
+        }
+    }
+
+    /// Figure 2's messages.
+    fn step_raft(&mut self, env: Envelope) {
+        // SOLUTION BEGIN: step: a message with a higher term makes you its follower (Figure 2, Rules for Servers); then hand the message to its handler (only Figure 2's and Figure 13's messages reach here: end the match with `_ => {}`)
         let Envelope { from, msg, .. } = env;
         // Figure 2, "Rules for Servers": a message with a higher term makes us a follower of it.
         if msg.term() > self.term {
@@ -416,6 +585,8 @@ impl Raft {
             Message::AppendEntriesReply(m) => self.handle_append_reply(from, m),
             Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
             Message::InstallSnapshotReply(m) => self.handle_snapshot_reply(from, m),
+            // The extensions' messages are stepped elsewhere.
+            _ => {}
         }
         // SOLUTION END
     }
@@ -427,6 +598,10 @@ impl Raft {
             return Err(NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(t) = &self.transfer {
+            // Thesis 3.10: the leader stops accepting proposals while it hands over.
+            return Err(NotLeader { leader: Some(t.to) });
         }
         let index = self.log.append(Entry {
             term: self.term,
@@ -448,6 +623,7 @@ impl Raft {
             }
         }
         self.collect_applies();
+        self.start_read_round();
         let dirty = self.state_dirty || self.snapshot_dirty;
         let entries_from = self.log.take_dirty();
         let snapshot = self.snapshot_dirty.then(|| self.snapshot.clone());
@@ -456,6 +632,7 @@ impl Raft {
         let messages = std::mem::take(&mut self.messages);
         let replies = std::mem::take(&mut self.replies);
         let apply = std::mem::take(&mut self.apply);
+        let reads = std::mem::take(&mut self.reads.done);
         let log = &self.log;
         let persist = dirty.then(|| Persist {
             term: self.term,
@@ -472,6 +649,7 @@ impl Raft {
             messages,
             replies,
             apply,
+            reads,
         }
     }
 
@@ -513,10 +691,22 @@ impl Raft {
             self.voted_for = None;
             self.state_dirty = true;
         }
+        if self.role == Role::Leader {
+            self.lost_leadership();
+        }
         self.role = Role::Follower;
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
+    }
+
+    /// The leader's extension state goes with its office: reads waiting for confirmation fail
+    /// (the service retries them at the new leader), a transfer ends.
+    fn lost_leadership(&mut self) {
+        self.active.clear();
+        self.check_quorum_elapsed = 0;
+        self.transfer = None;
+        self.reads.fail_all();
     }
 
     pub(crate) fn advance_commit(&mut self, index: LogIndex) {

@@ -16,10 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
+use crate::events::{Contact, Event, Events, Subscription};
 use crate::message::Envelope;
 use crate::observe::Observer;
 use crate::persist::{PersistError, Storage};
+use crate::transfer::TransferError;
 use crate::types::{LogIndex, NodeId, Term};
+use std::sync::atomic::AtomicU64;
 
 /// A boxed future, so transports can be used as trait objects.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -80,6 +83,11 @@ enum Input {
         oneshot::Sender<Result<(LogIndex, Term), NotLeader>>,
     ),
     Compact(LogIndex, Vec<u8>),
+    Read(oneshot::Sender<Result<LogIndex, NotLeader>>),
+    Transfer(NodeId, oneshot::Sender<Result<(), TransferError>>),
+    Subscribe(mpsc::Sender<Event>, Arc<AtomicU64>),
+    /// A call to this peer failed (no reply).
+    Unreachable(NodeId),
 }
 
 /// Driver settings.
@@ -126,6 +134,7 @@ pub struct Node {
     id: NodeId,
     tx: mpsc::UnboundedSender<Input>,
     status: Arc<Mutex<Status>>,
+    contact: Arc<Mutex<Contact>>,
     tasks: TaskGroup,
 }
 
@@ -149,6 +158,7 @@ impl Node {
         }
         let id = core.id();
         let status = Arc::new(Mutex::new(core.status()));
+        let contact = Arc::new(Mutex::new(Contact::default()));
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver {
             core,
@@ -164,12 +174,17 @@ impl Node {
             observer: options.observer.clone(),
             traced: None,
             trace_group: options.trace_group.clone(),
+            reads: BTreeMap::new(),
+            next_read: 0,
+            events: Events::new(id, status.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            contact: contact.clone(),
         };
         tasks.spawn(driver.run(options.tick));
         Ok(Node {
             id,
             tx,
             status,
+            contact,
             tasks,
         })
     }
@@ -197,6 +212,46 @@ impl Node {
     /// The node's state as of its last step.
     pub fn status(&self) -> Status {
         self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A linearizable read without a log entry (ReadIndex, thesis 6.4): resolves to the index
+    /// the service must have applied before it answers the read from its state, once this node
+    /// confirmed it was still the leader. `NotLeader` if it is not (or stops being) the leader.
+    pub async fn read_index(&self) -> Result<LogIndex, NotLeader> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Input::Read(tx)).is_err() {
+            return Err(NotLeader { leader: None });
+        }
+        rx.await.unwrap_or(Err(NotLeader { leader: None }))
+    }
+
+    /// Starts a leadership transfer to `to` (thesis 3.10); see [`Raft::transfer_leadership`].
+    /// Returns once it started; watch [`Node::status`] or [`Node::subscribe`] for the outcome.
+    pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), TransferError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Input::Transfer(to, tx)).is_err() {
+            return Err(NotLeader { leader: None }.into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(NotLeader { leader: None }.into()))
+    }
+
+    /// Subscribes to the node's [`Event`]s (leader, role and term changes, votes, commits,
+    /// snapshots, peers lost and regained). At most `capacity` events wait in the subscription;
+    /// the node never blocks on a slow subscriber, it counts what it had to drop instead.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let _ = self.tx.send(Input::Subscribe(tx, dropped.clone()));
+        Subscription::new(rx, dropped)
+    }
+
+    /// When this node last heard from each peer, and which peers its calls cannot reach.
+    pub fn contact(&self) -> Contact {
+        self.contact
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -251,6 +306,11 @@ struct Driver<T, S> {
     /// What the trace last showed of this node's state.
     traced: Option<crate::trace::Traced>,
     trace_group: Option<String>,
+    /// Reads registered with the core, by id.
+    reads: BTreeMap<u64, oneshot::Sender<Result<LogIndex, NotLeader>>>,
+    next_read: u64,
+    events: Events,
+    contact: Arc<Mutex<Contact>>,
 }
 
 impl<T: Transport, S: Storage> Driver<T, S> {
@@ -315,6 +375,7 @@ impl<T: Transport, S: Storage> Driver<T, S> {
         match input {
             Input::Step(env, reply_to) => {
                 let request = env.msg.is_request();
+                self.heard_from(env.from, env.msg.is_request().then_some(&env));
                 if let Some(o) = &self.observer {
                     o.before_step(&self.core, &env);
                 }
@@ -331,6 +392,50 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                 let _ = tx.send(self.core.propose(command));
             }
             Input::Compact(index, data) => self.core.compact(index, data),
+            Input::Read(tx) => {
+                self.next_read += 1;
+                let id = self.next_read;
+                match self.core.read_index(id) {
+                    Ok(()) => {
+                        self.reads.insert(id, tx);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            }
+            Input::Transfer(to, tx) => {
+                let _ = tx.send(self.core.transfer_leadership(to));
+            }
+            Input::Subscribe(tx, dropped) => self.events.subscribe(tx, dropped),
+            Input::Unreachable(peer) => {
+                let now = tokio::time::Instant::now();
+                let mut c = self.contact.lock().unwrap_or_else(|p| p.into_inner());
+                if c.lost(peer, now) {
+                    drop(c);
+                    self.events.unreachable(peer);
+                }
+            }
+        }
+    }
+
+    /// Any message from a peer is contact with it; a request from our leader (AppendEntries,
+    /// InstallSnapshot) is also contact with the leader.
+    fn heard_from(&mut self, peer: NodeId, request: Option<&Envelope>) {
+        let now = tokio::time::Instant::now();
+        let from_leader = request.is_some_and(|env| {
+            matches!(
+                env.msg,
+                crate::Message::AppendEntries(_) | crate::Message::InstallSnapshot(_)
+            )
+        });
+        let mut c = self.contact.lock().unwrap_or_else(|p| p.into_inner());
+        if from_leader {
+            c.leader = Some((peer, now));
+        }
+        if c.heard(peer, now) {
+            drop(c);
+            self.events.reachable(peer);
         }
     }
 
@@ -366,18 +471,29 @@ impl<T: Transport, S: Storage> Driver<T, S> {
             let tx = self.tx.clone();
             self.tasks.spawn(async move {
                 let to = env.to;
-                if let Some(reply) = transport.call(to, env).await
-                    && reply.from == to
-                    && !reply.msg.is_request()
-                {
-                    let _ = tx.send(Input::Step(reply, None));
+                match transport.call(to, env).await {
+                    Some(reply) if reply.from == to && !reply.msg.is_request() => {
+                        let _ = tx.send(Input::Step(reply, None));
+                    }
+                    _ => {
+                        let _ = tx.send(Input::Unreachable(to));
+                    }
                 }
             });
         }
         for a in out.apply {
             let _ = self.apply_tx.send(a);
         }
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = self.core.status();
+        // Reads after the entries they wait for were handed to the service (the core releases
+        // a read only once its index is in `apply`).
+        for r in out.reads {
+            if let Some(tx) = self.reads.remove(&r.id) {
+                let _ = tx.send(r.index);
+            }
+        }
+        let status = self.core.status();
+        self.events.changed(&status);
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
         Ok(())
     }
 }

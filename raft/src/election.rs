@@ -8,11 +8,21 @@ use crate::message::{Message, RequestVote, RequestVoteReply};
 use crate::types::NodeId;
 
 impl Raft {
+    /// No word from a leader within the election timeout: start an election, after a round of
+    /// pre-votes when that is enabled (see `prevote.rs`).
+    pub fn campaign(&mut self) {
+        if self.config.features.pre_vote {
+            self.pre_campaign();
+        } else {
+            self.become_candidate();
+        }
+    }
+
     /// Figure 2, "Rules for Servers, Followers": no word from a leader within the election
     /// timeout, so convert to candidate: increment the term, vote for self, reset the election
     /// timer and send RequestVote to every other server.
-    pub fn campaign(&mut self) {
-        // SOLUTION BEGIN: campaign: become a candidate for the next term, vote for yourself, reset the election timer and send RequestVote (with your last log index and term) to every other server; a lone voter wins at once (Figure 2, Candidates)
+    pub fn become_candidate(&mut self) {
+        // SOLUTION BEGIN: become_candidate: become a candidate for the next term, vote for yourself, reset the election timer and send RequestVote (with your last log index and term) to every other server; a lone voter wins at once (Figure 2, Candidates)
         self.term = self.term.next();
         self.role = Role::Candidate;
         self.leader = None;
@@ -36,6 +46,7 @@ impl Raft {
             term: self.term,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            transfer: false,
         };
         let others: Vec<NodeId> = self.others().collect();
         for peer in others {
@@ -113,7 +124,7 @@ impl Raft {
         // SOLUTION END
     }
 
-    fn count_votes(&self) -> usize {
+    pub(crate) fn count_votes(&self) -> usize {
         self.votes.values().filter(|v| **v).count()
     }
 

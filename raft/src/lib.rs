@@ -4,6 +4,9 @@
 //!   persist, messages to send, entries to apply). No I/O, no clock, no threads; unit tests drive
 //!   it message by message. The rules live in [`election`], [`replication`] and [`snapshot`];
 //!   the log in [`log`], stable state in [`persist`], the wire messages in [`message`].
+//!   The production extensions, each off unless switched on in [`Features`]: [`prevote`],
+//!   [`checkquorum`], [`transfer`] (leadership transfer) and [`read_index`] (linearizable reads
+//!   without a log entry).
 //! - [`driver::Node`] runs a core on tokio over a [`driver::Transport`] (labrpc in the labs) and
 //!   a [`persist::Storage`], with the lab's API.
 //!
@@ -53,23 +56,32 @@
 // memory or run before main (`#[no_mangle]`, `#[link_section]` are unsafe attributes).
 #![forbid(unsafe_code)]
 
+pub mod checkquorum;
 pub mod core;
 pub mod driver;
 pub mod election;
+pub mod events;
 pub mod log;
 pub mod message;
 pub mod observe;
 pub mod persist;
+pub mod prevote;
+pub mod read_index;
 pub mod replication;
 pub mod snapshot;
 pub mod stores;
 pub mod trace;
+pub mod transfer;
 pub mod types;
 
-pub use crate::core::{Apply, Config, NotLeader, Persist, Persisted, Raft, Ready, Role, Status};
+pub use crate::core::{
+    Apply, Config, Features, NotLeader, Persist, Persisted, Raft, ReadState, Ready, Role, Status,
+};
 pub use driver::{LabrpcTransport, Node, Options, Transport};
+pub use events::{Event, Subscription};
 pub use log::Entry;
 pub use message::{Envelope, Message};
 pub use observe::Observer;
 pub use persist::{HardState, PersistError, Storage};
+pub use transfer::TransferError;
 pub use types::{LogIndex, NodeId, Term};

@@ -1,5 +1,6 @@
 //! The messages Raft nodes exchange: the two RPCs of Figure 2 and InstallSnapshot (Figure 13),
-//! each with its reply. The core sees them as one-way messages; a driver carries a request and
+//! each with its reply, and the production extensions: PreVote (thesis 9.6) and TimeoutNow
+//! (leadership transfer, thesis 3.10). The core sees them as one-way messages; a driver carries a request and
 //! its reply over one RPC.
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,14 @@ pub enum Message {
     AppendEntriesReply(AppendEntriesReply),
     InstallSnapshot(InstallSnapshot),
     InstallSnapshotReply(InstallSnapshotReply),
+    /// "Would you vote for me in the next term?" (thesis 9.6). Carries the sender's current
+    /// term, as every message does: the election it asks about is the term after it. Answering
+    /// changes nothing the voter keeps.
+    PreVote(RequestVote),
+    PreVoteReply(RequestVoteReply),
+    /// "Campaign now" from the leader to the target of a leadership transfer (thesis 3.10).
+    TimeoutNow(TimeoutNow),
+    TimeoutNowReply(TimeoutNowReply),
 }
 
 impl Message {
@@ -35,6 +44,10 @@ impl Message {
             Message::AppendEntriesReply(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
             Message::InstallSnapshotReply(m) => m.term,
+            Message::PreVote(m) => m.term,
+            Message::PreVoteReply(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
+            Message::TimeoutNowReply(m) => m.term,
         }
     }
 
@@ -42,7 +55,11 @@ impl Message {
     pub fn is_request(&self) -> bool {
         matches!(
             self,
-            Message::RequestVote(_) | Message::AppendEntries(_) | Message::InstallSnapshot(_)
+            Message::RequestVote(_)
+                | Message::AppendEntries(_)
+                | Message::InstallSnapshot(_)
+                | Message::PreVote(_)
+                | Message::TimeoutNow(_)
         )
     }
 
@@ -55,6 +72,10 @@ impl Message {
             Message::AppendEntriesReply(_) => "AppendEntriesReply",
             Message::InstallSnapshot(_) => "InstallSnapshot",
             Message::InstallSnapshotReply(_) => "InstallSnapshotReply",
+            Message::PreVote(_) => "PreVote",
+            Message::PreVoteReply(_) => "PreVoteReply",
+            Message::TimeoutNow(_) => "TimeoutNow",
+            Message::TimeoutNowReply(_) => "TimeoutNowReply",
         }
     }
 }
@@ -65,6 +86,9 @@ pub struct RequestVote {
     pub term: Term,
     pub last_log_index: LogIndex,
     pub last_log_term: Term,
+    /// The election was started by the leader's TimeoutNow (thesis 3.10): voters grant it even
+    /// while they hear from a live leader (the check-quorum lease does not apply).
+    pub transfer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +105,10 @@ pub struct AppendEntries {
     pub prev_log_term: Term,
     pub entries: Vec<Entry>,
     pub leader_commit: LogIndex,
+    /// The leader's latest read-confirmation round (ReadIndex, thesis 6.4), echoed in the reply:
+    /// a reply with round R proves the follower still followed this leader after the reads of
+    /// round R were registered. Stamped by the core when the message is sent.
+    pub round: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,6 +125,8 @@ pub struct AppendEntriesReply {
     /// On failure: the first index of `conflict_term` in the follower's log, or its log length + 1.
     /// 0 when the request was refused for its stale term rather than for a log mismatch.
     pub conflict_index: LogIndex,
+    /// The request's `round`, echoed (set by the core, not by the handler).
+    pub round: u64,
 }
 
 /// Invoked by the leader to send a snapshot to a follower that lags behind the leader's log
@@ -116,4 +146,21 @@ pub struct InstallSnapshotReply {
     /// What the follower now has through snapshots: the request's index when it installed the
     /// snapshot or already had its entries, 0 when it refused the request for its stale term.
     pub last_included_index: LogIndex,
+}
+
+/// Sent by a leader to the target of a leadership transfer once its log is up to date
+/// (thesis 3.10). The target campaigns at once if the message is of its current term, comes
+/// from its leader and its log holds everything the leader had when it sent it: a TimeoutNow
+/// that arrives late, after the transfer was aborted and the term moved on, starts nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    pub term: Term,
+    pub last_log_index: LogIndex,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeoutNowReply {
+    pub term: Term,
+    /// The target started an election.
+    pub campaigning: bool,
 }

@@ -14,6 +14,9 @@ impl Raft {
     /// the replication of section 5.3 are the same message. Heartbeats (`force`) go to everyone;
     /// new entries skip followers that have not answered the entries sent to them last.
     pub(crate) fn broadcast_append(&mut self, force: bool) {
+        if force {
+            self.heartbeat_round();
+        }
         let peers: Vec<NodeId> = self
             .progress
             .iter()
@@ -56,6 +59,7 @@ impl Raft {
             prev_log_term,
             entries,
             leader_commit: self.commit,
+            round: 0, // stamped by `send`
         };
         self.send(peer, Message::AppendEntries(req));
         // SOLUTION END
@@ -167,6 +171,7 @@ impl Raft {
                 match_index: last_new,
                 conflict_term: None,
                 conflict_index: LogIndex(0),
+                round: 0, // the request's, set by `step`
             }),
         );
     }
@@ -186,6 +191,7 @@ impl Raft {
                 match_index: LogIndex(0),
                 conflict_term,
                 conflict_index,
+                round: 0, // the request's, set by `step`
             }),
         );
     }

@@ -19,13 +19,21 @@ use crate::message::{Envelope, Message};
 /// A message's fields, for the trace. Entries are summarized as their index range and terms.
 pub fn describe(env: &Envelope) -> Value {
     let (kind, fields) = match &env.msg {
-        Message::RequestVote(m) => (
-            "RequestVote",
-            json!({ "term": m.term.0, "last_index": m.last_log_index.0, "last_term": m.last_log_term.0 }),
+        Message::RequestVote(m) | Message::PreVote(m) => (
+            env.msg.kind(),
+            json!({ "term": m.term.0, "last_index": m.last_log_index.0, "last_term": m.last_log_term.0, "transfer": m.transfer }),
         ),
-        Message::RequestVoteReply(m) => (
-            "RequestVoteReply",
+        Message::RequestVoteReply(m) | Message::PreVoteReply(m) => (
+            env.msg.kind(),
             json!({ "term": m.term.0, "granted": m.vote_granted }),
+        ),
+        Message::TimeoutNow(m) => (
+            "TimeoutNow",
+            json!({ "term": m.term.0, "last_index": m.last_log_index.0 }),
+        ),
+        Message::TimeoutNowReply(m) => (
+            "TimeoutNowReply",
+            json!({ "term": m.term.0, "campaigning": m.campaigning }),
         ),
         Message::AppendEntries(m) => (
             "AppendEntries",
@@ -36,6 +44,7 @@ pub fn describe(env: &Envelope) -> Value {
                 "first": m.prev_log_index.0 + 1,
                 "terms": m.entries.iter().map(|e| e.term.0).collect::<Vec<_>>(),
                 "commit": m.leader_commit.0,
+                "round": m.round,
             }),
         ),
         Message::AppendEntriesReply(m) => (

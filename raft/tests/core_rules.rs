@@ -72,6 +72,7 @@ fn ae_entries(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> 
         prev_log_term: Term(prev.1),
         entries,
         leader_commit: LogIndex(commit),
+        round: 0,
     })
 }
 
@@ -82,6 +83,7 @@ fn ae_ok(term: u64, match_index: u64) -> Message {
         match_index: LogIndex(match_index),
         conflict_term: None,
         conflict_index: LogIndex(0),
+        round: 0,
     })
 }
 
@@ -92,6 +94,7 @@ fn ae_reject(term: u64, conflict_term: Option<u64>, conflict_index: u64) -> Mess
         match_index: LogIndex(0),
         conflict_term: conflict_term.map(Term),
         conflict_index: LogIndex(conflict_index),
+        round: 0,
     })
 }
 
@@ -100,6 +103,7 @@ fn rv(term: u64, last: (u64, u64)) -> Message {
         term: Term(term),
         last_log_index: LogIndex(last.0),
         last_log_term: Term(last.1),
+        transfer: false,
     })
 }
 

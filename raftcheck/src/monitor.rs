@@ -29,6 +29,10 @@
 //!   storage when the message leaves.
 //! - **Acknowledgements**: a success reply claims only what its request proved, answers a
 //!   request of its own term, and the entries it acknowledged stay in the log for that term.
+//! - **Pre-vote** (thesis 9.6): answering a PreVote does not move the voter's term.
+//! - **Read safety** (thesis 6.4): a ReadIndex read is answered at an index that covers every
+//!   entry committed before it was asked ([`Monitor::check_read`], called by whoever issues the
+//!   reads: the scenario runner and the model checker).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -52,6 +56,8 @@ pub enum Property {
     Commitment,
     PersistBeforeReply,
     Acknowledgement,
+    PreVote,
+    ReadIndex,
 }
 
 impl Property {
@@ -67,6 +73,8 @@ impl Property {
             Property::Commitment => "Commitment rule (5.3, 5.4.2)",
             Property::PersistBeforeReply => "Persist before reply (Figure 2)",
             Property::Acknowledgement => "Acknowledgement rule (Figure 2, AppendEntries)",
+            Property::PreVote => "Pre-vote changes nothing (thesis 9.6)",
+            Property::ReadIndex => "Read safety (ReadIndex, thesis 6.4)",
         }
     }
 }
@@ -126,6 +134,11 @@ enum Pending {
     Snapshot {
         term: Term,
     },
+    /// The voter's term when it read the PreVote.
+    PreVote {
+        term: Term,
+    },
+    TimeoutNow,
 }
 
 /// What the monitor knows of one node.
@@ -197,6 +210,25 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// The highest index a leader is known to have committed so far.
+    pub fn decided_through(&self) -> LogIndex {
+        self.decided.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// A linearizable read (ReadIndex) registered at `node` when entries through `asked` were
+    /// committed was answered with index `index`: it must see every one of them.
+    pub fn check_read(&mut self, node: NodeId, read: u64, asked: LogIndex, index: LogIndex) {
+        if index < asked {
+            self.fail(
+                Property::ReadIndex,
+                &[node],
+                format!(
+                    "node {node} answered read #{read} at index {index}, but entries through {asked} were committed before the read was asked: the read would miss them"
+                ),
+            );
+        }
+    }
+
     pub fn new() -> Monitor {
         Monitor::default()
     }
@@ -285,6 +317,8 @@ impl Monitor {
                 terms: m.entries.iter().map(|e| e.term).collect(),
             },
             Message::InstallSnapshot(m) => Pending::Snapshot { term: m.term },
+            Message::PreVote(_) => Pending::PreVote { term: core.term() },
+            Message::TimeoutNow(_) => Pending::TimeoutNow,
             _ => return,
         };
         self.view(core.id()).requests.push_back(pending);
@@ -632,6 +666,19 @@ impl Monitor {
                 (Message::InstallSnapshotReply(r), Some(Pending::Snapshot { term })) => {
                     self.check_snapshot_ack(id, r, term)
                 }
+                (Message::PreVoteReply(r), Some(Pending::PreVote { term })) => {
+                    if r.term != term {
+                        self.fail(
+                            Property::PreVote,
+                            &[id, env.to],
+                            format!(
+                                "node {id} answered {}'s PreVote in term {} after reading it in term {term}: answering a pre-vote must not move the voter's term",
+                                env.to, r.term
+                            ),
+                        );
+                    }
+                }
+                (Message::TimeoutNowReply(_), Some(Pending::TimeoutNow)) => {}
                 (_, request) => self.fail(
                     Property::Acknowledgement,
                     &[id],
@@ -642,6 +689,8 @@ impl Monitor {
                             Some(Pending::Vote { .. }) => "a RequestVote",
                             Some(Pending::Append { .. }) => "an AppendEntries",
                             Some(Pending::Snapshot { .. }) => "an InstallSnapshot",
+                            Some(Pending::PreVote { .. }) => "a PreVote",
+                            Some(Pending::TimeoutNow) => "a TimeoutNow",
                             None => "no request",
                         }
                     ),

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use raft::message::AppendEntries;
-use raft::{Apply, Config, Entry, Envelope, LogIndex, Message, NodeId, Raft, Role, Term};
+use raft::{Apply, Config, Entry, Envelope, Features, LogIndex, Message, NodeId, Raft, Role, Term};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -198,6 +198,12 @@ pub struct Cluster {
     quiet: bool,
     /// Also shown every save (node, what it saves): the storage conformance suite's hook.
     tee: Option<Tee>,
+    /// The extensions the nodes run with (`nodes N prevote checkquorum lease`).
+    features: Features,
+    /// The last read id given out (`read N`).
+    reads: u64,
+    /// Reads asked and not answered: id -> the index committed when it was asked.
+    asked: BTreeMap<u64, LogIndex>,
 }
 
 /// A hook that sees every save of every node.
@@ -222,37 +228,55 @@ fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
 /// commit=3`.
 pub fn fmt_msg(env: &Envelope) -> String {
     let body = match &env.msg {
-        Message::RequestVote(m) => format!(
-            "term={} last=({},{})",
-            m.term, m.last_log_index, m.last_log_term
+        Message::RequestVote(m) | Message::PreVote(m) => format!(
+            "term={} last=({},{}){}",
+            m.term,
+            m.last_log_index,
+            m.last_log_term,
+            if m.transfer { " transfer" } else { "" }
         ),
-        Message::RequestVoteReply(m) => format!(
+        Message::TimeoutNow(m) => format!("term={} last={}", m.term, m.last_log_index),
+        Message::TimeoutNowReply(m) => format!(
+            "term={} {}",
+            m.term,
+            if m.campaigning {
+                "campaigning"
+            } else {
+                "ignored"
+            }
+        ),
+        Message::RequestVoteReply(m) | Message::PreVoteReply(m) => format!(
             "term={} {}",
             m.term,
             if m.vote_granted { "granted" } else { "refused" }
         ),
-        Message::AppendEntries(m) => format!(
-            "term={} prev=({},{}) entries=[{}] commit={}",
-            m.term,
-            m.prev_log_index,
-            m.prev_log_term,
-            m.entries
-                .iter()
-                .map(|e| e.term.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            m.leader_commit
-        ),
-        Message::AppendEntriesReply(m) if m.success => {
-            format!("term={} ok match={}", m.term, m.match_index)
+        Message::AppendEntries(m) => {
+            format!(
+                "term={} prev=({},{}) entries=[{}] commit={}",
+                m.term,
+                m.prev_log_index,
+                m.prev_log_term,
+                m.entries
+                    .iter()
+                    .map(|e| e.term.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                m.leader_commit
+            ) + &round(m.round)
         }
-        Message::AppendEntriesReply(m) => match m.conflict_term {
-            Some(t) => format!(
-                "term={} reject conflict_term={} conflict_index={}",
-                m.term, t, m.conflict_index
-            ),
-            None => format!("term={} reject conflict_index={}", m.term, m.conflict_index),
-        },
+        Message::AppendEntriesReply(m) if m.success => {
+            format!("term={} ok match={}", m.term, m.match_index) + &round(m.round)
+        }
+        Message::AppendEntriesReply(m) => {
+            let body = match m.conflict_term {
+                Some(t) => format!(
+                    "term={} reject conflict_term={} conflict_index={}",
+                    m.term, t, m.conflict_index
+                ),
+                None => format!("term={} reject conflict_index={}", m.term, m.conflict_index),
+            };
+            body + &round(m.round)
+        }
         Message::InstallSnapshot(m) => format!(
             "term={} last=({},{}) data=\"{}\"",
             m.term,
@@ -265,6 +289,15 @@ pub fn fmt_msg(env: &Envelope) -> String {
         }
     };
     format!("{}->{} {} {}", env.from, env.to, env.msg.kind(), body)
+}
+
+/// A read round, shown only when there is one (ReadIndex).
+fn round(r: u64) -> String {
+    if r == 0 {
+        String::new()
+    } else {
+        format!(" round={r}")
+    }
 }
 
 enum Applied {
@@ -431,13 +464,27 @@ impl Cluster {
         };
         let mut print_all = false;
         match words.as_slice() {
-            ["nodes", n] => {
+            ["nodes", n, options @ ..] => {
                 let n: u64 = num(n, "node count")?;
+                let mut features = Features::default();
+                for o in options {
+                    match *o {
+                        "prevote" => features.pre_vote = true,
+                        "checkquorum" => features.check_quorum = true,
+                        "lease" => features.lease_reads = true,
+                        _ => {
+                            return Err(format!(
+                                "nodes: unknown option {o:?} (prevote, checkquorum, lease)"
+                            ));
+                        }
+                    }
+                }
                 let quiet = self.quiet;
                 let tee = self.tee.take();
                 *self = Cluster::default();
                 self.quiet = quiet;
                 self.tee = tee;
+                self.features = features;
                 self.ids = (1..=n).collect();
                 for id in self.ids.clone() {
                     self.disks.insert(id, Disk::default());
@@ -576,6 +623,36 @@ impl Cluster {
                 let id = num(id, "node id")?;
                 self.set_log(id, rest)?;
             }
+            ["transfer", id, to] => {
+                let id = num(id, "node id")?;
+                let to: u64 = num(to, "node id")?;
+                let r = running(&mut self.nodes, id)?;
+                let result = r.transfer_leadership(NodeId(to));
+                self.monitor.after_input(r);
+                match result {
+                    Ok(()) => out.push(|| format!("{id}: transfer to {to}")),
+                    Err(e) => out.push(|| format!("{id}: transfer to {to} refused: {e}")),
+                }
+                self.flush(id, &mut out);
+            }
+            ["read", id] => {
+                let id = num(id, "node id")?;
+                self.reads += 1;
+                let read = self.reads;
+                self.asked.insert(read, self.monitor.decided_through());
+                let r = running(&mut self.nodes, id)?;
+                let result = r.read_index(read);
+                self.monitor.after_input(r);
+                if let Err(e) = result {
+                    out.push(|| {
+                        format!(
+                            "{id}: read #{read} -> not leader (hint: {})",
+                            e.leader.map_or("none".to_string(), |l| l.to_string())
+                        )
+                    });
+                }
+                self.flush(id, &mut out);
+            }
             ["status"] => print_all = true,
             _ => return Err(format!("unknown command: {command}")),
         }
@@ -605,7 +682,8 @@ impl Cluster {
         *boot += 1;
         let boot = *boot;
         let disk = self.disks.get(&id).ok_or_else(|| format!("no node {id}"))?;
-        let config = Config::lab(NodeId(id), self.ids.iter().map(|i| NodeId(*i)).collect());
+        let config = Config::lab(NodeId(id), self.ids.iter().map(|i| NodeId(*i)).collect())
+            .with(self.features);
         let r = Raft::new(
             config,
             &disk.raft_state,
@@ -706,6 +784,15 @@ impl Cluster {
         if let Some(r) = run {
             out.push(|| fmt_applied(id, r));
         }
+        for r in done.reads {
+            if let (Some(asked), Ok(index)) = (self.asked.remove(&r.id), r.index) {
+                self.monitor.check_read(NodeId(id), r.id, asked, index);
+            }
+            out.push(|| match r.index {
+                Ok(index) => format!("{id}: read #{} at index={index}", r.id),
+                Err(_) => format!("{id}: read #{} failed: not leader", r.id),
+            });
+        }
     }
 
     /// Hands an entry to the node's service (the monitor judges order and agreement).
@@ -781,6 +868,7 @@ impl Cluster {
                 prev_log_term: Term(0),
                 entries,
                 leader_commit: LogIndex(0),
+                round: 0,
             }),
         };
         self.monitor.before_step(r, &env);
@@ -802,6 +890,7 @@ impl Cluster {
         let s = r.status();
         let role = match s.role {
             Role::Follower => "follower",
+            Role::PreCandidate => "precandidate",
             Role::Candidate => "candidate",
             Role::Leader => "leader",
         };
