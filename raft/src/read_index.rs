@@ -4,7 +4,8 @@
 //! Going through the log makes every read cost a disk write on a majority. ReadIndex costs one
 //! round of heartbeats instead:
 //! 1. The leader records its commit index as the read's index. A new leader does not know the
-//!    commit index yet: it waits until an entry of its own term has committed (etcd #7331).
+//!    commit index yet: it waits until an entry of its own term has committed (etcd #7331),
+//!    and appends an empty entry (a no-op, which services skip) if it has none of its term.
 //! 2. It confirms it is still the leader with a round of heartbeats: every AppendEntries carries
 //!    the latest round number, each reply echoes it, and a round acknowledged by a majority
 //!    proves that nobody else led at the moment its reads were registered. All reads waiting
@@ -87,6 +88,11 @@ impl Raft {
         }
         if let Some(t) = &self.transfer {
             return Err(NotLeader { leader: Some(t.to) });
+        }
+        if self.log.last_term() != self.term {
+            // Thesis 6.4: "the leader must have at least one committed entry from its term";
+            // a leader that has none appends an empty entry (a no-op the service skips).
+            let _ = self.propose(Vec::new());
         }
         if self.lease_valid() && self.own_term_committed() {
             self.reads.done.push(ReadState {

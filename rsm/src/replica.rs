@@ -49,6 +49,8 @@ pub struct RsmOptions {
     pub commit_timeout: Duration,
     /// The Raft driver's settings.
     pub raft: raft::Options,
+    /// Raft's extensions (pre-vote, check-quorum, lease reads); none in the labs.
+    pub features: raft::Features,
 }
 
 impl Default for RsmOptions {
@@ -57,6 +59,7 @@ impl Default for RsmOptions {
             maxraftstate: None,
             commit_timeout: Duration::from_millis(500),
             raft: raft::Options::default(),
+            features: raft::Features::default(),
         }
     }
 }
@@ -84,6 +87,8 @@ struct Inner<M: StateMachine> {
     state_size: Box<dyn Fn() -> usize + Send + Sync>,
     options: RsmOptions,
     state: Mutex<Shared<M>>,
+    /// Woken after each batch of applied entries (linearizable reads wait on it).
+    applied: tokio::sync::Notify,
     tasks: TaskGroup,
 }
 
@@ -175,7 +180,8 @@ impl<M: StateMachine> Rsm<M> {
             raft::Config::lab(
                 NodeId(me as u64),
                 (0..peers).map(|p| NodeId(p as u64)).collect(),
-            ),
+            )
+            .with(options.features),
             transport,
             storage,
             apply_tx,
@@ -198,6 +204,7 @@ impl<M: StateMachine> Rsm<M> {
                 last_snapshot: last_applied,
                 waiters: BTreeMap::new(),
             }),
+            applied: tokio::sync::Notify::new(),
             tasks: tasks.clone(),
         });
         tasks.spawn(applier(inner.clone(), apply_rx));
@@ -217,6 +224,37 @@ impl<M: StateMachine> Rsm<M> {
     /// Reads the local state (which may lag behind the group's).
     pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
         f(&self.inner.lock().machine)
+    }
+
+    /// A linearizable read without a log entry (ReadIndex, thesis 6.4): Raft confirms this
+    /// replica still leads and gives the commit index at the time of the read; once the machine
+    /// has applied through it, `f` reads the machine. `NotLeader` on a replica that does not
+    /// lead (or stops leading first), `Timeout` after `commit_timeout`.
+    pub async fn read_linearizable<R>(&self, f: impl FnOnce(&M) -> R) -> Result<R, SubmitError> {
+        let inner = &self.inner;
+        // SOLUTION BEGIN: read_linearizable: ask Raft for a read index (read_index: NotLeader on error) and wait until the machine has applied through it (wait on inner.applied, checking last_applied before each wait), then read with f; Timeout after commit_timeout for the whole read
+        let read = async {
+            let index = inner
+                .rf
+                .read_index()
+                .await
+                .map_err(|_| SubmitError::NotLeader)?;
+            loop {
+                let woken = inner.applied.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                if inner.lock().last_applied >= index.0 {
+                    return Ok(());
+                }
+                woken.await;
+            }
+        };
+        match tokio::time::timeout(inner.options.commit_timeout, read).await {
+            Ok(Ok(())) => Ok(f(&inner.lock().machine)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SubmitError::Timeout),
+        }
+        // SOLUTION END
     }
 
     /// True when this replica is the leader and has applied an entry of its own term, so its
@@ -309,6 +347,7 @@ async fn applier<M: StateMachine>(inner: Arc<Inner<M>>, mut rx: mpsc::UnboundedR
         while let Ok(next) = rx.try_recv() {
             apply(&inner, next);
         }
+        inner.applied.notify_waiters();
         maybe_snapshot(&inner);
     }
 }
@@ -328,6 +367,10 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
             st.last_applied = index.0;
             st.last_applied_term = term.0;
             let waiter = st.waiters.remove(&index.0);
+            if command.is_empty() {
+                // A leader's no-op (appended so that reads can be confirmed): nothing to apply.
+                return;
+            }
             let entry: Entry<M::Command> = match postcard::from_bytes(&command) {
                 Ok(e) => e,
                 Err(e) => {

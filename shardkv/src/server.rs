@@ -123,6 +123,7 @@ impl ShardKvServer {
                 maxraftstate: options.maxraftstate,
                 commit_timeout: options.commit_timeout,
                 raft: options.raft,
+                ..RsmOptions::default()
             },
             GroupState::new(gid, me),
             rng,

@@ -181,6 +181,7 @@ impl RsmCluster {
             maxraftstate: self.maxraftstate,
             commit_timeout: self.commit_timeout,
             raft: crate::safety::observed(&self.monitor),
+            ..RsmOptions::default()
         };
         let rsm = match Rsm::start(
             format!("rsm-{i}"),
