@@ -22,6 +22,11 @@ const SCRIPTS: &[&str] = &[
     "figure7.txt",
     "figure8.txt",
     "snapshot.txt",
+    "prevote.txt",
+    "checkquorum.txt",
+    "prevote_checkquorum.txt",
+    "transfer.txt",
+    "read_index.txt",
 ];
 
 #[test]
@@ -47,6 +52,31 @@ fn figure8() {
 #[test]
 fn snapshot() {
     run_script("snapshot.txt");
+}
+
+#[test]
+fn prevote() {
+    run_script("prevote.txt");
+}
+
+#[test]
+fn checkquorum() {
+    run_script("checkquorum.txt");
+}
+
+#[test]
+fn prevote_checkquorum() {
+    run_script("prevote_checkquorum.txt");
+}
+
+#[test]
+fn transfer() {
+    run_script("transfer.txt");
+}
+
+#[test]
+fn read_index() {
+    run_script("read_index.txt");
 }
 
 #[test]

@@ -903,6 +903,9 @@ impl Cluster {
         {
             let _ = write!(line, " leader={l}");
         }
+        if let Some(t) = s.transferring_to {
+            let _ = write!(line, " transfer={t}");
+        }
         let _ = write!(line, " commit={} applied={} log=[", s.commit, s.applied);
         let log = r.log();
         if log.snapshot_index() > LogIndex(0) {
