@@ -2,14 +2,14 @@
 //! processes talking over TCP (tarpc with a bincode codec), with their state durable on disk.
 //!
 //! - [`storage`]: a write-ahead log and snapshot files implementing [`raft::Storage`].
-//! - [`rpc`]: the service nodes serve (Raft messages, client operations, status), with the
-//!   cluster id on every call.
+//! - [`rpc`]: the service nodes serve (Raft messages, client operations, reads without log
+//!   entries, leadership transfer, status), with the cluster id on every call.
 //! - [`transport`]: Raft's [`raft::Transport`] over TCP.
-//! - [`server`]: one node process ([`server::run_node`]).
-//! - [`client`]: [`client::TcpClerk`], the lab's clerk over TCP.
+//! - [`server`]: one node process ([`server::run_node`]), with pre-vote and check-quorum on.
+//! - [`client`]: [`client::TcpClerk`], the lab's clerk over TCP (Get by ReadIndex).
 //!
-//! The `raftlab` binary drives these: `raftlab node`, `raftlab cluster start|stop|status`,
-//! `raftlab kv get|put|append`.
+//! The `raftlab` binary drives these: `raftlab node`, `raftlab cluster
+//! start|stop|status|transfer`, `raftlab kv get|put|append`.
 
 pub mod client;
 pub mod rpc;

@@ -3,7 +3,8 @@
 //! carries the cluster id, and a node refuses calls from another cluster.
 //!
 //! Commands and outputs travel as bytes (postcard) so that one service serves any
-//! [`rsm::StateMachine`]: the node decodes a command with its machine's `Command` type.
+//! [`rsm::StateMachine`]: the node decodes a command with its machine's `Command` type. Reads
+//! ([`RaftKv::read`]) carry the same command bytes as [`RaftKv::submit`]: one codec for both.
 
 use raft::Envelope;
 use rsm::{Session, SubmitError};
@@ -31,6 +32,40 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     /// Bytes of Raft state on disk (write-ahead log).
     pub log_bytes: u64,
+    /// The last AppendEntries or InstallSnapshot this node received: (from, milliseconds ago).
+    pub leader_contact: Option<(u64, u64)>,
+    /// What this node knows of every other node (for a leader: its followers).
+    pub peers: Vec<PeerContact>,
+    /// The follower a leadership transfer is under way to (on the leader).
+    pub transferring_to: Option<u64>,
+    /// The Raft extensions this node runs with.
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub lease_reads: bool,
+}
+
+/// One peer as a node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerContact {
+    pub id: u64,
+    /// Milliseconds since the last message from it (`None`: nothing since this node started).
+    pub heard_ms_ago: Option<u64>,
+    /// Milliseconds since the first of its calls to it that got no answer, if its last call
+    /// got none (`None`: reachable, or never called).
+    pub unreachable_ms: Option<u64>,
+}
+
+/// Why a leader did not start a leadership transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TransferFailure {
+    #[error("node {at} is not the leader (leader hint: {hint:?})")]
+    NotLeader { at: u64, hint: Option<u64> },
+    #[error("node {0} is not a member of this cluster")]
+    UnknownNode(u64),
+    #[error("node {0} is already the leader")]
+    AlreadyLeader(u64),
+    #[error("a transfer to node {0} is already under way")]
+    InProgress(u64),
 }
 
 /// Why a node did not carry out a submitted command.
@@ -57,6 +92,17 @@ pub trait RaftKv {
         session: Option<Session>,
         command: Vec<u8>,
     ) -> Result<Result<Vec<u8>, SubmitFailure>, WrongCluster>;
+    /// A command that only reads the state (postcard bytes, as for `submit`), answered with no
+    /// log entry: the leader confirms its leadership (ReadIndex, thesis 6.4) and answers once
+    /// it has applied everything committed when the read arrived. `BadCommand` if the
+    /// command is not a read or this node's machine serves no reads.
+    async fn read(
+        cluster: u64,
+        command: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, SubmitFailure>, WrongCluster>;
+    /// Asks the leader to hand its leadership to node `to` (thesis 3.10). Returns once the
+    /// transfer started; watch `status` for the outcome.
+    async fn transfer(cluster: u64, to: u64) -> Result<Result<(), TransferFailure>, WrongCluster>;
     /// The node's state.
     async fn status(cluster: u64) -> Result<NodeStatus, WrongCluster>;
 }

@@ -1,13 +1,22 @@
 //! One node process: a state machine replicated by the `rsm` layer on Raft, with a disk
 //! write-ahead log, serving Raft peers and clients over TCP. [`run_node`] runs any
-//! [`StateMachine`]; [`run_kv_node`] is the KV service's node.
+//! [`StateMachine`]; [`run_kv_node`] is the KV service's node, which answers Get with no log
+//! entry (ReadIndex). [`start_node`] returns the started node before serving, for a caller that
+//! wants its [`raft::Node`] (to subscribe to its events).
+//!
+//! Real nodes run with [`Features::production()`]: pre-vote and check-quorum on, reads
+//! confirmed by a round of heartbeats.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use futures::{StreamExt, future};
-use kvraft::Store;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, future};
+use kvraft::common::KvCommand;
+use kvraft::{OpKind, Store};
 use labrpc::TaskGroup;
+use raft::NodeId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rsm::{Rsm, RsmOptions, Session, StateMachine};
@@ -17,7 +26,9 @@ use tarpc::server::incoming::{Incoming, spawn_incoming};
 use tarpc::tokio_serde::formats::Bincode;
 use tracing::info;
 
-use crate::rpc::{NodeStatus, RaftKv, SubmitFailure, WrongCluster};
+pub use raft::Features;
+
+use crate::rpc::{NodeStatus, PeerContact, RaftKv, SubmitFailure, TransferFailure, WrongCluster};
 use crate::storage::{self, DiskStorage};
 use crate::transport::{MAX_FRAME, TcpTransport};
 
@@ -35,6 +46,18 @@ pub struct NodeConfig {
     pub cluster_id: Option<u64>,
     /// Snapshot once the write-ahead log reaches this many bytes.
     pub maxraftstate: Option<usize>,
+    /// Raft's extensions; real nodes run with [`Features::production()`] (pre-vote and
+    /// check-quorum on, no lease reads).
+    pub features: Features,
+}
+
+/// Answers a command that only reads the machine's state, or `None` if the command writes
+/// (then it must go through the log with `submit`).
+pub type ReadFn<M> = fn(&M, &<M as StateMachine>::Command) -> Option<<M as StateMachine>::Output>;
+
+/// The KV service's reads: Get.
+pub fn kv_read(store: &Store, command: &KvCommand) -> Option<String> {
+    (command.kind == OpKind::Get).then(|| store.get(&command.key))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +106,54 @@ pub fn resolve_cluster_id(dir: &Path, given: Option<u64>) -> Result<u64, NodeErr
 
 /// Serves one node of the KV service until the process is killed.
 pub async fn run_kv_node(cfg: NodeConfig) -> Result<(), NodeError> {
-    run_node(cfg, Store::default()).await
+    start_kv_node(cfg).await?.serve().await;
+    Ok(())
+}
+
+/// Starts one node of the KV service (Get answered by [`kv_read`], with no log entry).
+pub async fn start_kv_node(cfg: NodeConfig) -> Result<StartedNode, NodeError> {
+    start_node(cfg, Store::default(), Some(kv_read)).await
 }
 
 /// Serves one node of `machine` until the process is killed. The machine starts from the
-/// node's last snapshot, if it has one.
+/// node's last snapshot, if it has one. Every command goes through the log.
 pub async fn run_node<M: StateMachine>(cfg: NodeConfig, machine: M) -> Result<(), NodeError> {
+    start_node(cfg, machine, None).await?.serve().await;
+    Ok(())
+}
+
+/// A node that runs and listens, and serves its connections once [`StartedNode::serve`] runs.
+pub struct StartedNode {
+    raft: raft::Node,
+    addr: SocketAddr,
+    serving: BoxFuture<'static, ()>,
+}
+
+impl StartedNode {
+    /// The Raft node under the service (to [`raft::Node::subscribe`] to its events).
+    pub fn raft(&self) -> &raft::Node {
+        &self.raft
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves peers and clients until the process is killed.
+    pub async fn serve(self) {
+        self.serving.await
+    }
+}
+
+/// Starts one node of `machine`: storage, Raft, the replicated machine and the listener.
+/// With `reads`, the node answers read-only commands on the `read` RPC with no log entry
+/// ([`Rsm::read_linearizable`]); without, `read` refuses every command.
+pub async fn start_node<M: StateMachine>(
+    cfg: NodeConfig,
+    machine: M,
+    reads: Option<ReadFn<M>>,
+) -> Result<StartedNode, NodeError> {
     let n = cfg.peers.len();
     if cfg.id as usize >= n {
         return Err(NodeError::BadId { id: cfg.id, n });
@@ -118,6 +183,7 @@ pub async fn run_node<M: StateMachine>(cfg: NodeConfig, machine: M) -> Result<()
                 coalesce: true,
                 ..raft::Options::default()
             },
+            features: cfg.features,
             ..RsmOptions::default()
         },
         machine,
@@ -131,31 +197,51 @@ pub async fn run_node<M: StateMachine>(cfg: NodeConfig, machine: M) -> Result<()
             source,
         })?;
     listener.config_mut().max_frame_length(MAX_FRAME);
+    let addr = listener.local_addr();
+    let f = cfg.features;
     info!(
         node = cfg.id,
-        "node {} of cluster {cluster:016x} listening on {}",
+        "node {} of cluster {cluster:016x} listening on {addr} (pre-vote {}, check-quorum {}, lease reads {})",
         cfg.id,
-        listener.local_addr()
+        on_off(f.pre_vote),
+        on_off(f.check_quorum),
+        on_off(f.lease_reads && f.check_quorum),
     );
+    let raft = rsm.raft().clone();
     let server = NodeServer {
         cluster,
         id: cfg.id,
         rsm,
-        wal_size: std::sync::Arc::new(wal_size),
+        reads,
+        features: cfg.features,
+        n,
+        wal_size: Arc::new(wal_size),
     };
     // Connections that send garbage fail to decode and are closed by tarpc; the rest go on.
     let channels = listener
         .filter_map(|conn| future::ready(conn.ok()))
         .map(BaseChannel::with_defaults);
-    spawn_incoming(channels.execute(server.serve())).await;
-    Ok(())
+    let serving = spawn_incoming(channels.execute(server.serve())).boxed();
+    Ok(StartedNode {
+        raft,
+        addr,
+        serving,
+    })
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
 }
 
 struct NodeServer<M: StateMachine> {
     cluster: u64,
     id: u64,
     rsm: Rsm<M>,
-    wal_size: std::sync::Arc<dyn Fn() -> usize + Send + Sync>,
+    reads: Option<ReadFn<M>>,
+    features: Features,
+    /// How many nodes the cluster has.
+    n: usize,
+    wal_size: Arc<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl<M: StateMachine> Clone for NodeServer<M> {
@@ -164,6 +250,9 @@ impl<M: StateMachine> Clone for NodeServer<M> {
             cluster: self.cluster,
             id: self.id,
             rsm: self.rsm.clone(),
+            reads: self.reads,
+            features: self.features,
+            n: self.n,
             wal_size: self.wal_size.clone(),
         }
     }
@@ -220,9 +309,76 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
         })
     }
 
+    async fn read(
+        self,
+        _: Context,
+        cluster: u64,
+        command: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, SubmitFailure>, WrongCluster> {
+        self.check(cluster)?;
+        let Some(reads) = self.reads else {
+            return Ok(Err(SubmitFailure::BadCommand(
+                "this node serves no reads without the log: submit the command".into(),
+            )));
+        };
+        let command: M::Command = match postcard::from_bytes(&command) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(SubmitFailure::BadCommand(e.to_string()))),
+        };
+        Ok(
+            match self
+                .rsm
+                .read_linearizable(move |machine| reads(machine, &command))
+                .await
+            {
+                Ok(Some(output)) => postcard::to_stdvec(&output).map_err(|e| {
+                    SubmitFailure::BadCommand(format!("cannot encode the output: {e}"))
+                }),
+                Ok(None) => Err(SubmitFailure::BadCommand(
+                    "not a read-only command: submit it".into(),
+                )),
+                Err(e) => Err(SubmitFailure::Retry(e)),
+            },
+        )
+    }
+
+    async fn transfer(
+        self,
+        _: Context,
+        cluster: u64,
+        to: u64,
+    ) -> Result<Result<(), TransferFailure>, WrongCluster> {
+        self.check(cluster)?;
+        Ok(
+            match self.rsm.raft().transfer_leadership(NodeId(to)).await {
+                Ok(()) => Ok(()),
+                Err(raft::TransferError::NotLeader(e)) => Err(TransferFailure::NotLeader {
+                    at: self.id,
+                    hint: e.leader.map(|l| l.0),
+                }),
+                Err(raft::TransferError::UnknownPeer(n)) => Err(TransferFailure::UnknownNode(n.0)),
+                Err(raft::TransferError::AlreadyLeader(n)) => {
+                    Err(TransferFailure::AlreadyLeader(n.0))
+                }
+                Err(raft::TransferError::InProgress(n)) => Err(TransferFailure::InProgress(n.0)),
+            },
+        )
+    }
+
     async fn status(self, _: Context, cluster: u64) -> Result<NodeStatus, WrongCluster> {
         self.check(cluster)?;
         let s = self.rsm.raft().status();
+        let contact = self.rsm.raft().contact();
+        let now = tokio::time::Instant::now();
+        let ms_ago = |t: tokio::time::Instant| now.saturating_duration_since(t).as_millis() as u64;
+        let peers = (0..self.n as u64)
+            .filter(|&p| p != self.id)
+            .map(|p| PeerContact {
+                id: p,
+                heard_ms_ago: contact.last_heard.get(&NodeId(p)).map(|&t| ms_ago(t)),
+                unreachable_ms: contact.unreachable.get(&NodeId(p)).map(|&t| ms_ago(t)),
+            })
+            .collect();
         Ok(NodeStatus {
             id: self.id,
             pid: std::process::id(),
@@ -234,6 +390,12 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
             last_index: s.last_index.0,
             snapshot_index: s.snapshot_index.0,
             log_bytes: (self.wal_size)() as u64,
+            leader_contact: contact.leader.map(|(l, t)| (l.0, ms_ago(t))),
+            peers,
+            transferring_to: s.transferring_to.map(|n| n.0),
+            pre_vote: self.features.pre_vote,
+            check_quorum: self.features.check_quorum,
+            lease_reads: self.features.lease_reads && self.features.check_quorum,
         })
     }
 }

@@ -65,6 +65,7 @@ impl Nodes {
             self.addrs[i],
             &self.peers(),
             CLUSTER,
+            cluster::server::Features::production(),
         )?;
         self.children[i] = Some(child);
         Ok(())

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cluster::client::Client;
-use cluster::server::{NodeConfig, run_node};
+use cluster::server::{Features, NodeConfig, run_node};
 use locks::{LockCommand, LockReply, LockTable};
 
 #[derive(Debug, Parser)]
@@ -99,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 cluster_id: Some(cluster_id),
                 maxraftstate: Some(1 << 20),
+                features: Features::production(),
             };
             runtime()?.block_on(run_node(cfg, LockTable::default()))?;
             return Ok(ExitCode::SUCCESS);
