@@ -1,180 +1,23 @@
 //! The real cluster, as a user runs it: `raftlab node` processes on loopback (free ports chosen
-//! at run time), killed with SIGKILL and restarted, with their data on disk.
+//! at run time), killed with SIGKILL and restarted, with their data on disk. (The story of
+//! pre-vote and check-quorum is in `prevote_story.rs`.)
+
+mod real_cluster;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cluster::client::{ClerkError, TcpClerk};
-use cluster::rpc::NodeStatus;
+use cluster::rpc::TransferFailure;
 use cluster::transport::{connect, ctx};
 use lincheck::models::kv::{KvInput, KvModel, KvOp, KvOutput};
 use lincheck::{CheckResult, NEVER_RETURNED, Operation};
+use real_cluster::{CLUSTER_ID, TestCluster, stderr, stdout};
 use tokio::time::sleep;
-
-const CLUSTER_ID: u64 = 0x5eed_c0de_0000_0001;
-
-struct TestCluster {
-    dir: PathBuf,
-    addrs: Vec<SocketAddr>,
-    children: Vec<Option<Child>>,
-    maxraftstate: usize,
-}
-
-fn free_ports(n: usize) -> Vec<SocketAddr> {
-    // Bind them all at once so they are distinct, then release them for the nodes.
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr"))
-        .collect()
-}
-
-impl TestCluster {
-    fn new(name: &str, n: usize, maxraftstate: usize) -> TestCluster {
-        let dir = std::env::temp_dir().join(format!("raftlab-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("test dir");
-        let mut c = TestCluster {
-            dir,
-            addrs: free_ports(n),
-            children: (0..n).map(|_| None).collect(),
-            maxraftstate,
-        };
-        for i in 0..n {
-            c.start(i);
-        }
-        c
-    }
-
-    fn node_dir(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node-{i}"))
-    }
-
-    fn log_path(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("node-{i}.log"))
-    }
-
-    fn command(&self, i: usize) -> Command {
-        let peers: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftlab"));
-        cmd.arg("node")
-            .args(["--id", &i.to_string()])
-            .args(["--listen", &self.addrs[i].to_string()])
-            .args(["--peers", &peers.join(",")])
-            .arg("--data-dir")
-            .arg(self.node_dir(i))
-            .args(["--cluster-id", &format!("{CLUSTER_ID:016x}")])
-            .args(["--maxraftstate", &self.maxraftstate.to_string()]);
-        cmd
-    }
-
-    fn start(&mut self, i: usize) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(i))
-            .expect("log file");
-        let child = self
-            .command(i)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start a node");
-        self.children[i] = Some(child);
-    }
-
-    /// kill -9.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn clerk(&self) -> TcpClerk {
-        TcpClerk::new(self.addrs.clone())
-    }
-
-    async fn status(&self, i: usize) -> Option<NodeStatus> {
-        let client = connect(self.addrs[i]).await?;
-        match tokio::time::timeout(Duration::from_secs(1), client.status(ctx(), CLUSTER_ID)).await {
-            Ok(Ok(Ok(s))) => Some(s),
-            _ => None,
-        }
-    }
-
-    async fn statuses(&self) -> Vec<Option<NodeStatus>> {
-        let mut out = Vec::new();
-        for i in 0..self.addrs.len() {
-            out.push(if self.children[i].is_some() {
-                self.status(i).await
-            } else {
-                None
-            });
-        }
-        out
-    }
-
-    /// Waits for a live node to lead a term newer than `after`; returns (node, term).
-    async fn wait_leader(&self, after: u64, within: Duration) -> Option<(usize, u64)> {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            for (i, s) in self.statuses().await.into_iter().enumerate() {
-                if let Some(s) = s
-                    && s.role == "leader"
-                    && s.term > after
-                {
-                    return Some((i, s.term));
-                }
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-
-    /// Waits until every live node applied everything the leader committed.
-    async fn wait_caught_up(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            let st: Vec<NodeStatus> = self.statuses().await.into_iter().flatten().collect();
-            let live = self.children.iter().filter(|c| c.is_some()).count();
-            if let Some(l) = st.iter().find(|s| s.role == "leader")
-                && st.len() == live
-                && st.iter().all(|s| s.applied >= l.commit)
-            {
-                return true;
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-        false
-    }
-
-    fn log_text(&self, i: usize) -> String {
-        fs::read_to_string(self.log_path(i)).unwrap_or_default()
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("node logs kept in {}", self.dir.display());
-        }
-    }
-}
 
 const SHORT: Duration = Duration::from_secs(3);
 
@@ -507,5 +350,195 @@ async fn snapshot_is_installed_over_tcp() {
     assert_eq!(
         ck.get("key9", Duration::from_secs(10)).await.expect("read"),
         "value199"
+    );
+}
+
+/// Gets are answered with no log entry (ReadIndex, or the leader's lease with `flags`): a
+/// hundred sequential and a hundred concurrent gets leave every node's log as it was, while
+/// one get through the log (the labs' way) adds an entry.
+async fn gets_add_no_log_entries(name: &str, flags: &[&str]) {
+    let c = TestCluster::with_flags(name, 3, 4 << 20, flags);
+    c.wait_leader(0, Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let mut ck = c.clerk();
+    for i in 0..5 {
+        ck.put(&format!("k{i}"), &format!("v{i}"), Duration::from_secs(10))
+            .await
+            .expect("write");
+    }
+    assert!(c.wait_caught_up(Duration::from_secs(10)).await);
+    let before: Vec<(u64, u64)> = c
+        .statuses()
+        .await
+        .into_iter()
+        .map(|s| s.map_or((0, 0), |s| (s.term, s.last_index)))
+        .collect();
+    for round in 0..20 {
+        for i in 0..5 {
+            let v = ck
+                .get(&format!("k{i}"), Duration::from_secs(10))
+                .await
+                .expect("read");
+            assert_eq!(v, format!("v{i}"), "round {round}");
+        }
+    }
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let mut ck = TcpClerk::new(c.addrs.clone());
+        readers.push(tokio::spawn(async move {
+            for j in 0..25 {
+                let i = (r + j) % 5;
+                let v = ck.get(&format!("k{i}"), Duration::from_secs(10)).await;
+                assert_eq!(v.ok(), Some(format!("v{i}")));
+            }
+        }));
+    }
+    for r in readers {
+        r.await.expect("reader");
+    }
+    let after: Vec<(u64, u64)> = c
+        .statuses()
+        .await
+        .into_iter()
+        .map(|s| s.map_or((0, 0), |s| (s.term, s.last_index)))
+        .collect();
+    assert_eq!(
+        before, after,
+        "(term, last log index) per node before and after 200 gets"
+    );
+    // The contrast: a get through the log appends one entry.
+    assert_eq!(
+        ck.get_logged("k0", Duration::from_secs(10))
+            .await
+            .expect("logged read"),
+        "v0"
+    );
+    let leader_after = c
+        .statuses()
+        .await
+        .into_iter()
+        .flatten()
+        .find(|s| s.role == "leader")
+        .expect("a leader");
+    let leader_before = before[leader_after.id as usize];
+    assert_eq!(leader_after.last_index, leader_before.1 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_by_read_index_write_nothing_to_the_log() {
+    gets_add_no_log_entries("readindex", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_by_lease_write_nothing_to_the_log() {
+    gets_add_no_log_entries("lease", &["--lease-reads"]).await;
+}
+
+/// `raftlab cluster transfer --to N` on a real 3-node cluster: leadership moves and the data
+/// with it; an unknown node, a follower asked directly and a dead target are refused clearly;
+/// `cluster status` shows who heard from whom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_moves_leadership_and_refuses_clearly() {
+    let mut c = TestCluster::new("transfer", 3, 4 << 20);
+    let (l, t) = c
+        .wait_leader(0, Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let mut ck = c.clerk();
+    ck.put("x", "1", Duration::from_secs(10))
+        .await
+        .expect("write");
+    c.write_cluster_file();
+
+    let target = (l + 1) % 3;
+    let o = c.cli(&["cluster", "transfer", "--to", &target.to_string()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("node {target} is now the leader")),
+        "{}",
+        stdout(&o)
+    );
+    let s = c.status(target).await.expect("target answers");
+    assert!(s.role == "leader" && s.term > t, "{s:?}");
+    ck.append("x", "2", Duration::from_secs(10))
+        .await
+        .expect("write under the new leader");
+    assert_eq!(
+        ck.get("x", Duration::from_secs(10)).await.expect("read"),
+        "12"
+    );
+    let o = c.cli(&["cluster", "transfer", "--to", &target.to_string()]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("already leads"), "{}", stdout(&o));
+
+    // An unknown node.
+    let o = c.cli(&["cluster", "transfer", "--to", "9"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown node 9"), "{}", stderr(&o));
+
+    // A follower asked directly: not the leader, with a hint.
+    let follower = (target + 1) % 3;
+    let client = connect(c.addrs[follower]).await.expect("connect");
+    let answer = client
+        .transfer(ctx(), CLUSTER_ID, l as u64)
+        .await
+        .expect("rpc");
+    assert_eq!(
+        answer,
+        Ok(Err(TransferFailure::NotLeader {
+            at: follower as u64,
+            hint: Some(target as u64)
+        }))
+    );
+
+    // Status: every follower heard from the leader lately; the leader from every peer.
+    let o = c.cli(&["cluster", "status"]);
+    let table = stdout(&o);
+    assert!(
+        table.contains(&format!("leader {target}, heard 0.")),
+        "{table}"
+    );
+    assert!(
+        table.contains("peers ") && table.contains("heard 0."),
+        "{table}"
+    );
+    let st = c.status(follower).await.expect("status");
+    let (from, ms) = st.leader_contact.expect("heard from a leader");
+    assert!(from == target as u64 && ms < 1000, "{st:?}");
+
+    // A dead target: the leader gives the transfer up and goes on leading.
+    c.kill(follower);
+    c.write_cluster_file();
+    let o = c.cli(&[
+        "cluster",
+        "transfer",
+        "--to",
+        &follower.to_string(),
+        "--timeout",
+        "5",
+    ]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("gave the transfer up") || stderr(&o).contains("timed out"),
+        "{}",
+        stderr(&o)
+    );
+    let s = c.status(target).await.expect("leader answers");
+    assert_eq!(s.role, "leader", "{s:?}");
+    ck.append("x", "3", Duration::from_secs(10))
+        .await
+        .expect("the leader takes writes again");
+    let o = c.cli(&["cluster", "status"]);
+    assert!(
+        stdout(&o).contains(&format!("{follower}: UNREACHABLE")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        c.log_text(target)
+            .contains(&format!("node {target}: I am leader of term")),
+        "the observer narrates: {}",
+        c.log_text(target)
     );
 }
