@@ -1,6 +1,7 @@
 //! `raftlab bench`: a real 3-node cluster on loopback, with fsync on: puts per second and
-//! latency percentiles for 1, 16 and 64 concurrent clients, the raw fsync rate of the data
-//! disk, and the time from kill -9 of the leader to the first write a new leader accepts.
+//! latency percentiles for 1, 16 and 64 concurrent clients, the same for linearizable gets
+//! (ReadIndex: no log entry, no fsync), the raw fsync rate of the data disk, and the time from
+//! kill -9 of the leader to the first write a new leader accepts.
 
 use std::fs;
 use std::io::Write;
@@ -22,9 +23,12 @@ pub struct BenchArgs {
     /// Seconds of load per client count.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Client counts to measure.
+    /// Client counts to measure puts with.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Client counts to measure linearizable gets (ReadIndex) with (empty: none).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    read_clients: Vec<usize>,
     /// Kill the leader this many times to measure failover.
     #[arg(long, default_value_t = 10)]
     failovers: usize,
@@ -162,10 +166,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .leader(Duration::from_secs(10))
             .await
             .context("no leader within 10 s")?;
-        println!("{:>8} {:>10} {:>10} {:>10}", "clients", "puts/s", "p50", "p99");
+        let dur = Duration::from_secs_f64(args.seconds);
+        println!(
+            "{:<16} {:>8} {:>10} {:>10} {:>10}",
+            "operation", "clients", "ops/s", "p50", "p99"
+        );
         for &n in &args.clients {
-            let (rate, p50, p99) = load(&addrs, n, Duration::from_secs_f64(args.seconds)).await?;
-            println!("{n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}");
+            let (rate, p50, p99) = load(&addrs, n, Op::Put, dur).await?;
+            println!(
+                "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
+                "put"
+            );
+        }
+        if !args.read_clients.is_empty() {
+            // Every key the readers ask for exists.
+            let mut ck = TcpClerk::new(addrs.clone());
+            for k in 0..KEYS {
+                ck.put(&format!("key-{k}"), "v", Duration::from_secs(10))
+                    .await?;
+            }
+        }
+        for &n in &args.read_clients {
+            let (rate, p50, p99) = load(&addrs, n, Op::Get, dur).await?;
+            println!(
+                "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
+                "get (ReadIndex)"
+            );
         }
         let mut failovers = Vec::new();
         for _ in 0..args.failovers {
@@ -197,10 +223,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `clients` clerks putting as fast as they can for `dur`: (puts/s, p50, p99).
+/// Keys the load spreads over.
+const KEYS: u64 = 100;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Put,
+    /// A linearizable get (the node's read RPC: ReadIndex, no log entry).
+    Get,
+}
+
+/// `clients` clerks doing `op` as fast as they can for `dur`: (operations/s, p50, p99).
 async fn load(
     addrs: &[SocketAddr],
     clients: usize,
+    op: Op,
     dur: Duration,
 ) -> anyhow::Result<(f64, Duration, Duration)> {
     let start = now();
@@ -215,11 +252,18 @@ async fn load(
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = now();
-                if ck
-                    .put(&format!("c{c}-{}", i % 100), "v", Duration::from_secs(10))
-                    .await
-                    .is_ok()
-                {
+                let deadline = Duration::from_secs(10);
+                let ok = match op {
+                    Op::Put => ck
+                        .put(&format!("c{c}-{}", i % KEYS), "v", deadline)
+                        .await
+                        .is_ok(),
+                    Op::Get => ck
+                        .get(&format!("key-{}", (c as u64 + i) % KEYS), deadline)
+                        .await
+                        .is_ok(),
+                };
+                if ok {
                     lat.push(t.elapsed());
                 }
                 i += 1;

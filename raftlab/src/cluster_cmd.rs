@@ -792,3 +792,72 @@ pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("raftlab-clusterfile-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    #[test]
+    fn cluster_file_keeps_the_features() {
+        let d = dir("features");
+        let features = FeatureArgs {
+            no_pre_vote: true,
+            no_check_quorum: false,
+            lease_reads: true,
+        };
+        let file = ClusterFile {
+            cluster_id: 0xabc,
+            features,
+            nodes: vec![
+                (0, "127.0.0.1:1".parse().expect("addr"), Some(7)),
+                (1, "127.0.0.1:2".parse().expect("addr"), None),
+            ],
+        };
+        file.write(&d).expect("write");
+        let back = ClusterFile::read(&d).expect("read").expect("a file");
+        assert_eq!(back.features, features);
+        assert_eq!(back.nodes, file.nodes);
+        let f = back.features.features().expect("valid");
+        assert!(!f.pre_vote && f.check_quorum && f.lease_reads);
+        assert_eq!(describe(f), "check-quorum, lease reads");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_old_cluster_file_gets_the_production_features() {
+        let d = dir("old");
+        fs::write(
+            ClusterFile::path(&d),
+            "cluster 00000000000000ab\n0 127.0.0.1:1 -\n",
+        )
+        .expect("write");
+        let file = ClusterFile::read(&d).expect("read").expect("a file");
+        assert_eq!(
+            file.features.features().expect("valid"),
+            Features::production()
+        );
+        assert_eq!(file.nodes.len(), 1);
+        fs::write(ClusterFile::path(&d), "cluster ab\nfeatures --fast\n").expect("write");
+        let err = ClusterFile::read(&d).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("unknown feature flag --fast")));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn lease_reads_need_check_quorum() {
+        let args = FeatureArgs {
+            no_pre_vote: false,
+            no_check_quorum: true,
+            lease_reads: true,
+        };
+        assert!(args.features().is_err());
+    }
+}
