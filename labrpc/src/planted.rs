@@ -63,7 +63,7 @@ bugs! {
     // Raft extensions (pre-vote, check-quorum, transfer, ReadIndex).
     PreVoteBumpsTerm => "a pre-candidate increments its term (and persists it), as a real candidate would",
     CheckQuorumNeverStepsDown => "a leader that hears from no majority keeps leading (check-quorum never steps down)",
-    TransferBeforeCaughtUp => "a leader sends TimeoutNow to the transfer target before its log is up to date",
+    TransferBeforeCaughtUp => "a leader sends TimeoutNow before the transfer target caught up, and the target campaigns with its stale log",
     ReadWithoutConfirmation => "a leader answers ReadIndex reads from its commit index without a round of heartbeats",
     ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",
     // kvraft.

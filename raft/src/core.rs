@@ -556,7 +556,9 @@ impl Raft {
             && term == self.term
         {
             self.reads.acknowledged(from, round);
-            self.confirm_reads();
+            if self.reads.confirming() {
+                self.confirm_reads();
+            }
         }
         if self.transfer.is_some() {
             self.maybe_timeout_now();

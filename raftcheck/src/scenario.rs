@@ -443,6 +443,7 @@ impl Cluster {
         queue.sort_by_key(|e| (e.from, e.to));
         queue.hash(h);
         self.partition.hash(h);
+        self.asked.hash(h);
         self.monitor.hash(h);
     }
 

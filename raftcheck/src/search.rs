@@ -3,7 +3,8 @@
 //! Starting from a fresh cluster, [`search`] explores, breadth-first, every sequence of events
 //! within [`Bounds`]: deliver any queued message (in any order), drop or duplicate one, let a
 //! node's election timer fire, let a leader send its heartbeats, propose a command, crash a node
-//! and restart it, compact a node's log. The safety [`Monitor`](crate::Monitor) judges every
+//! and restart it, compact a node's log; with the extensions on, ask a leader for a read or a
+//! leadership transfer, or run out its check-quorum timer. The safety [`Monitor`](crate::Monitor) judges every
 //! state reached. States already seen (by [`Cluster::fingerprint`], which includes the
 //! monitor's history and the budget left) are not explored again.
 //!
@@ -23,6 +24,9 @@ use crate::scenario::Cluster;
 #[derive(Clone, Debug, Hash)]
 pub struct Bounds {
     pub nodes: u64,
+    /// Options of the `nodes` command: the extensions the cores run with, e.g. `prevote
+    /// checkquorum` (empty: the labs' Raft).
+    pub options: String,
     /// Scenario commands run before the search starts (after `nodes N`), to bring the cluster
     /// to the situation worth exploring, as DSLabs' search tests start from a set-up state.
     pub setup: Vec<String>,
@@ -41,6 +45,12 @@ pub struct Bounds {
     pub heartbeats: u32,
     /// Snapshots a node's service takes (through everything it applied).
     pub compactions: u32,
+    /// Reads (ReadIndex) a leader is asked for; the monitor checks every answer.
+    pub reads: u32,
+    /// Leadership transfers a leader is asked for (to any other node).
+    pub transfers: u32,
+    /// Times a leader's check-quorum timer is made to run out (an election timeout of ticks).
+    pub quorum_checks: u32,
     /// Longest path explored (events after `nodes N`).
     pub max_depth: usize,
     /// Stop (unfinished) after this many distinct states.
@@ -53,6 +63,7 @@ impl Default for Bounds {
     fn default() -> Self {
         Bounds {
             nodes: 3,
+            options: String::new(),
             setup: Vec::new(),
             max_term: 3,
             proposals: 1,
@@ -62,6 +73,9 @@ impl Default for Bounds {
             reorders: 1,
             heartbeats: 1,
             compactions: 0,
+            reads: 0,
+            transfers: 0,
+            quorum_checks: 0,
             max_depth: usize::MAX,
             max_states: 2_000_000,
             time_limit: Duration::from_secs(60),
@@ -79,6 +93,9 @@ struct Left {
     reorders: u32,
     heartbeats: u32,
     compactions: u32,
+    reads: u32,
+    transfers: u32,
+    quorum_checks: u32,
 }
 
 /// A state on the frontier: the cluster, what budget it has left, and how it was reached.
@@ -184,6 +201,30 @@ fn events(s: &State, bounds: &Bounds) -> Vec<(String, Left)> {
                         let ticks = r.config().heartbeat_ticks;
                         out.push((format!("tick {ticks} {id}"), l));
                     }
+                    if left.reads > 0 {
+                        let l = Left {
+                            reads: left.reads - 1,
+                            ..left
+                        };
+                        out.push((format!("read {id}"), l));
+                    }
+                    if left.transfers > 0 {
+                        let l = Left {
+                            transfers: left.transfers - 1,
+                            ..left
+                        };
+                        for &to in c.ids().iter().filter(|t| **t != id) {
+                            out.push((format!("transfer {id} {to}"), l));
+                        }
+                    }
+                    if left.quorum_checks > 0 {
+                        let l = Left {
+                            quorum_checks: left.quorum_checks - 1,
+                            ..left
+                        };
+                        let ticks = r.config().election_ticks;
+                        out.push((format!("tick {ticks} {id}"), l));
+                    }
                 } else if r.term().0 < bounds.max_term {
                     out.push((format!("campaign {id}"), left));
                 }
@@ -251,9 +292,12 @@ fn events(s: &State, bounds: &Bounds) -> Vec<(String, Left)> {
 pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
     let started = std::time::Instant::now();
     let mut stats = Stats::default();
-    let mut trail: Vec<(u32, String)> = vec![(0, format!("nodes {}", bounds.nodes))];
+    let nodes = format!("nodes {} {}", bounds.nodes, bounds.options)
+        .trim_end()
+        .to_string();
+    let mut trail: Vec<(u32, String)> = vec![(0, nodes.clone())];
     let mut root = Cluster::quiet();
-    for (k, command) in std::iter::once(format!("nodes {}", bounds.nodes))
+    for (k, command) in std::iter::once(nodes)
         .chain(bounds.setup.iter().cloned())
         .enumerate()
     {
@@ -281,6 +325,9 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
         reorders: bounds.reorders,
         heartbeats: bounds.heartbeats,
         compactions: bounds.compactions,
+        reads: bounds.reads,
+        transfers: bounds.transfers,
+        quorum_checks: bounds.quorum_checks,
     };
     let mut seen = BTreeSet::new();
     seen.insert(fingerprint(&root, &left));

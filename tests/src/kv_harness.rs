@@ -178,6 +178,11 @@ impl KvConfig {
         (p1, p2)
     }
 
+    /// Server i's Raft status, if it is running.
+    pub fn raft_status(&self, i: usize) -> Option<raft::Status> {
+        self.lock().servers[i].as_ref().map(|s| s.raft().status())
+    }
+
     /// Which server believes it is the leader, if any.
     pub fn leader(&self) -> Option<usize> {
         let st = self.lock();

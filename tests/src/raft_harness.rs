@@ -149,12 +149,25 @@ pub struct Config {
     rng: Mutex<ChaCha8Rng>,
     summary: crate::Summary,
     monitor: SharedMonitor,
+    /// The Raft extensions the servers run with (none in parts 3A-3D).
+    features: raft::Features,
 }
 
 impl Config {
     /// The original's `make_config(t, n, unreliable, snapshot)`: n servers, all started and
     /// connected, long delays on.
     pub fn new(sim: &Sim, n: usize, unreliable: bool, snapshot: bool) -> Config {
+        Config::with_features(sim, n, unreliable, snapshot, raft::Features::default())
+    }
+
+    /// Like [`Config::new`], with servers running the given extensions (parts 3E and 3F).
+    pub fn with_features(
+        sim: &Sim,
+        n: usize,
+        unreliable: bool,
+        snapshot: bool,
+        features: raft::Features,
+    ) -> Config {
         let net = Network::new(sim.rng("net", 0));
         net.set_reliable(!unreliable);
         net.set_long_delays(true);
@@ -178,6 +191,7 @@ impl Config {
             rng: Mutex::new(sim.rng("tester", 0)),
             summary: crate::Summary::new(),
             monitor: crate::safety::monitor("raft"),
+            features,
         };
         for i in 0..n {
             cfg.start1(i);
@@ -270,7 +284,7 @@ impl Config {
         let (tx, rx) = mpsc::unbounded_channel();
         let peers = (0..self.n).map(|p| NodeId(p as u64)).collect();
         let node = match Node::start(
-            raft::Config::lab(NodeId(i as u64), peers),
+            raft::Config::lab(NodeId(i as u64), peers).with(self.features),
             LabrpcTransport::new(ends),
             st.saved[i].clone(),
             tx,

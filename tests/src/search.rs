@@ -209,3 +209,66 @@ pub fn stale_acknowledgement() -> Bounds {
         ..Bounds::default()
     }
 }
+
+/// Part 3E: elections from a fresh 3-node cluster with pre-vote and check-quorum: every
+/// interleaving of pre-votes, votes, faults and one check-quorum timeout.
+pub fn prevote_checkquorum() -> Bounds {
+    Bounds {
+        options: "prevote checkquorum".into(),
+        quorum_checks: 1,
+        ..elections()
+    }
+}
+
+/// Part 3F: leader 1 of term 1 has committed `a` with node 2; node 3 lags. One leadership
+/// transfer (to either node), one proposal and the usual faults.
+pub fn transfer() -> Bounds {
+    Bounds {
+        options: "prevote checkquorum".into(),
+        setup: lines(
+            "campaign 1
+             deliver 1->2 PreVote
+             deliver 2->1 PreVoteReply
+             deliver 1->2 RequestVote
+             deliver 2->1 RequestVoteReply
+             propose 1 a
+             deliver 1->2 AppendEntries
+             deliver 2->1 AppendEntriesReply",
+        ),
+        max_term: 3,
+        proposals: 1,
+        transfers: 1,
+        crashes: 1,
+        drops: 1,
+        duplicates: 0,
+        reorders: 1,
+        heartbeats: 1,
+        max_depth: 6,
+        ..Bounds::default()
+    }
+}
+
+/// Part 4C: leader 1 of term 1 has committed `a` with node 2 (node 2 does not know it yet);
+/// reads at any leader, elections and faults from there. Every read must cover `a`.
+pub fn read_index() -> Bounds {
+    Bounds {
+        setup: lines(
+            "campaign 1
+             deliver 1->2 RequestVote
+             deliver 2->1 RequestVoteReply
+             propose 1 a
+             deliver 1->2 AppendEntries
+             deliver 2->1 AppendEntriesReply",
+        ),
+        max_term: 3,
+        proposals: 0,
+        reads: 2,
+        crashes: 0,
+        drops: 1,
+        duplicates: 1,
+        reorders: 1,
+        heartbeats: 1,
+        max_depth: 6,
+        ..Bounds::default()
+    }
+}

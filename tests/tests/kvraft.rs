@@ -87,6 +87,8 @@ struct Generic {
     partitions: bool,
     maxraftstate: Option<usize>,
     randomkeys: bool,
+    /// Part 4C: Get by ReadIndex (no log entry), on Raft with pre-vote and check-quorum.
+    reads: bool,
 }
 
 /// The original's `GenericTest`: clients append/put/get for 5 s while the tester partitions
@@ -109,6 +111,9 @@ async fn generic_test(sim: Sim, g: Generic) {
     if g.randomkeys {
         title += "random keys, ";
     }
+    if g.reads {
+        title += "ReadIndex reads, ";
+    }
     title += if g.nclients > 1 {
         "many clients"
     } else {
@@ -116,7 +121,16 @@ async fn generic_test(sim: Sim, g: Generic) {
     };
     title += &format!(" ({})", g.part);
 
-    let cfg = KvConfig::new(&sim, g.nservers, g.unreliable, g.maxraftstate);
+    let cfg = if g.reads {
+        KvConfig::with_options(
+            &sim,
+            g.nservers,
+            g.unreliable,
+            reads_options(g.maxraftstate),
+        )
+    } else {
+        KvConfig::new(&sim, g.nservers, g.unreliable, g.maxraftstate)
+    };
     cfg.begin(&title);
     let mut ck = cfg.make_client(&cfg.all());
     for _ in 0..3 {
@@ -263,6 +277,17 @@ fn generic(part: &'static str, nclients: usize, nservers: usize) -> Generic {
         partitions: false,
         maxraftstate: None,
         randomkeys: false,
+        reads: false,
+    }
+}
+
+/// Part 4C's servers: Get by ReadIndex, Raft with pre-vote and check-quorum.
+fn reads_options(maxraftstate: Option<usize>) -> kvraft::ServerOptions {
+    kvraft::ServerOptions {
+        maxraftstate,
+        read_index: true,
+        features: raft::Features::production(),
+        ..kvraft::ServerOptions::default()
     }
 }
 
@@ -659,3 +684,9 @@ fn snapshot_unreliable_recover_concurrent_partition_linearizable_4b() {
         generic_test(sim, g)
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4C: linearizable reads without log entries (ReadIndex), a challenge part beyond 6.5840.
+
+#[path = "parts/kvraft_reads.rs"]
+mod reads;

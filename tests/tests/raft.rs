@@ -1199,3 +1199,9 @@ fn reordered_and_duplicated_append_entries_3x() {
         cfg.end();
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3E (pre-vote, check-quorum) and 3F (leadership transfer): challenge parts beyond 6.5840.
+
+#[path = "parts/raft_production.rs"]
+mod production;

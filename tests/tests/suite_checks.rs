@@ -104,6 +104,10 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::SnapshotRollsBack,
     Bug::SnapshotNotPersisted,
     Bug::SnapshotWrongTerm,
+    // The extensions (parts 3E and 3F).
+    Bug::PreVoteBumpsTerm,
+    Bug::CheckQuorumNeverStepsDown,
+    Bug::TransferBeforeCaughtUp,
 ];
 
 /// Seeds of the random suite tried per bug before the search tests.
@@ -236,6 +240,9 @@ fn every_planted_kvraft_bug_is_caught() {
             Bug::KvWrongLeaderAnswer,
             Bug::KvSnapshotWithoutDedup,
             Bug::KvStaleLocalRead,
+            // Part 4C (ReadIndex in the core).
+            Bug::ReadWithoutConfirmation,
+            Bug::ReadBeforeOwnTermCommit,
         ],
     );
 }
