@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use cluster::client::TcpClerk;
+use cluster::server::Features;
 
 use crate::cluster_cmd::{query, runtime, spawn_node};
 
@@ -32,6 +33,10 @@ pub struct BenchArgs {
     /// Kill the leader this many times to measure failover.
     #[arg(long, default_value_t = 10)]
     failovers: usize,
+    /// Run the nodes with `--lease-reads`: gets are answered from the leader's lease (no
+    /// round of heartbeats; assumes bounded clock drift).
+    #[arg(long)]
+    lease_reads: bool,
     /// Where the nodes keep their data (default: a fresh directory under the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -46,6 +51,7 @@ fn now() -> Instant {
 }
 
 struct Nodes {
+    features: Features,
     exe: PathBuf,
     dir: PathBuf,
     addrs: Vec<SocketAddr>,
@@ -69,7 +75,7 @@ impl Nodes {
             self.addrs[i],
             &self.peers(),
             CLUSTER,
-            cluster::server::Features::production(),
+            self.features,
         )?;
         self.children[i] = Some(child);
         Ok(())
@@ -150,6 +156,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     drop(listeners);
     let mut nodes = Nodes {
+        features: Features {
+            lease_reads: args.lease_reads,
+            ..Features::production()
+        },
         exe: std::env::current_exe().context("cannot find the raftlab executable")?,
         dir: dir.clone(),
         addrs: addrs.clone(),
@@ -190,7 +200,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let (rate, p50, p99) = load(&addrs, n, Op::Get, dur).await?;
             println!(
                 "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
-                "get (ReadIndex)"
+                if args.lease_reads {
+                    "get (lease)"
+                } else {
+                    "get (ReadIndex)"
+                }
             );
         }
         let mut failovers = Vec::new();
