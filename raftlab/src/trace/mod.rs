@@ -357,20 +357,33 @@ pub fn describe(e: &Event) -> String {
             None => String::new(),
         };
         let body = match ty {
-            "RequestVote" => format!(
-                "term={} last=({},{})",
+            "RequestVote" | "PreVote" => format!(
+                "term={} last=({},{}){}",
                 g("term"),
                 g("last_index"),
-                g("last_term")
+                g("last_term"),
+                if m.get("transfer") == Some(&Value::Bool(true)) {
+                    " transfer"
+                } else {
+                    ""
+                }
             ),
-            "RequestVoteReply" => format!("term={} granted={}", g("term"), g("granted")),
+            "RequestVoteReply" | "PreVoteReply" => {
+                format!("term={} granted={}", g("term"), g("granted"))
+            }
+            "TimeoutNow" => format!("term={} last={}", g("term"), g("last_index")),
+            "TimeoutNowReply" => format!("term={} campaigning={}", g("term"), g("campaigning")),
             "AppendEntries" => format!(
-                "term={} prev=({},{}) entries={} commit={}",
+                "term={} prev=({},{}) entries={} commit={}{}",
                 g("term"),
                 g("prev_index"),
                 g("prev_term"),
                 g("terms"),
-                g("commit")
+                g("commit"),
+                match m.get("round").and_then(Value::as_u64) {
+                    Some(r) if r > 0 => format!(" round={r}"),
+                    _ => String::new(),
+                }
             ),
             "AppendEntriesReply" => format!(
                 "term={} success={} match={} conflict=({},{})",

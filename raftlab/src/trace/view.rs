@@ -92,7 +92,7 @@ main{display:grid;grid-template-columns:360px 1fr;gap:8px;padding:8px}
 section{background:#fff;border:1px solid #ddd;border-radius:4px;padding:6px;overflow:auto}
 h2{font-size:12px;margin:0 0 4px;text-transform:uppercase;color:#555}
 table{border-collapse:collapse} td,th{padding:1px 5px;border-bottom:1px solid #eee;text-align:left}
-.leader{color:#c62828;font-weight:bold}.candidate{color:#ef6c00}.down{color:#999}
+.leader{color:#c62828;font-weight:bold}.candidate{color:#ef6c00}.precandidate{color:#f9a825}.down{color:#999}
 #matrix td{width:18px;height:16px;padding:0;text-align:center;font-size:10px;border:1px solid #fff}
 #matrix td.c{outline:2px solid #333;outline-offset:-2px}
 #matrix td.over{background-image:repeating-linear-gradient(45deg,transparent 0 3px,rgba(0,0,0,.35) 3px 4px)}
@@ -117,7 +117,7 @@ table{border-collapse:collapse} td,th{padding:1px 5px;border-bottom:1px solid #e
 </div>
 <div>
 <section><h2>Log matrix (cell: term; outlined: committed; hatched: overwritten later)</h2><table id="matrix"></table></section>
-<section><h2>Timeline (one lane per node: leader red, candidate orange, follower grey, down white; faults below)</h2><canvas id="timeline" width="900" height="120"></canvas></section>
+<section><h2>Timeline (one lane per node: leader red, candidate orange, pre-candidate yellow, follower grey, down white; faults below)</h2><canvas id="timeline" width="900" height="120"></canvas></section>
 <section><h2>Events <input id="filter" placeholder="filter: kind or text" size="24"> <select id="nodefilter"><option value="">all nodes</option></select></h2><div id="events"></div></section>
 <section id="kvsec" style="display:none"><h2>Client operations (kv.op: get blue, put/append green) <span id="kvcheck"></span></h2><canvas id="kv" width="900" height="80"></canvas></section>
 </div></main>
@@ -168,10 +168,10 @@ function draw(){
   // ring
   const svg=$("ring"), cx=170, cy=130, r=95;let h="";
   const pos={};ids.forEach((id,i)=>{const a=2*Math.PI*i/ids.length-Math.PI/2;pos[id]=[cx+r*Math.cos(a),cy+r*Math.sin(a)];});
-  const col={RequestVote:"#ef6c00",RequestVoteReply:"#ffb74d",AppendEntries:"#1565c0",AppendEntriesReply:"#64b5f6",InstallSnapshot:"#6a1b9a",InstallSnapshotReply:"#ba68c8"};
+  const col={RequestVote:"#ef6c00",RequestVoteReply:"#ffb74d",PreVote:"#f9a825",PreVoteReply:"#fff176",AppendEntries:"#1565c0",AppendEntriesReply:"#64b5f6",InstallSnapshot:"#6a1b9a",InstallSnapshotReply:"#ba68c8",TimeoutNow:"#2e7d32",TimeoutNowReply:"#81c784"};
   for(const id in s.inflight){const m=s.inflight[id];const a=pos[m.from],b=pos[m.to];if(!a||!b)continue;
     h+=`<line x1="${a[0]}" y1="${a[1]}" x2="${(a[0]+b[0])/2}" y2="${(a[1]+b[1])/2}" stroke="${col[m.type]||"#999"}" stroke-width="2" ${m.dropped?'stroke-dasharray="4 3" opacity=".5"':""}/>`;}
-  for(const id of ids){const n=s.nodes[id],[x,y]=pos[id];const fill=!n.up?"#fff":n.role==="leader"?"#ef5350":n.role==="candidate"?"#ffa726":"#b0bec5";
+  for(const id of ids){const n=s.nodes[id],[x,y]=pos[id];const fill=!n.up?"#fff":n.role==="leader"?"#ef5350":n.role==="candidate"?"#ffa726":n.role==="precandidate"?"#fff176":"#b0bec5";
     h+=`<circle cx="${x}" cy="${y}" r="22" fill="${fill}" stroke="${n.connected?"#333":"#c62828"}" stroke-width="${n.connected?1:3}" ${n.connected?"":'stroke-dasharray="3 3"'}/><text x="${x}" y="${y-3}" text-anchor="middle" font-weight="bold">${id}</text><text x="${x}" y="${y+11}" text-anchor="middle" font-size="10">t${n.term}</text>`;}
   svg.innerHTML=h;
   // nodes table
@@ -211,7 +211,7 @@ const tEnd=N?E[N-1].t_us||1:1;
 function drawTimeline(ids){const c=$("timeline"),g=c.getContext("2d");c.height=20*ids.length+30;g.clearRect(0,0,c.width,c.height);
   const x=t=>40+(c.width-50)*t/tEnd;
   ids.forEach((id,row)=>{g.fillStyle="#333";g.fillText("node "+id,2,row*20+13);const b=bands[id]||[];
-    b.forEach((band,k)=>{const t1=k+1<b.length?b[k+1].t:tEnd;const role=band.key.split("/")[0];g.fillStyle=role==="leader"?"#ef5350":role==="candidate"?"#ffa726":role==="down"?"#fff":"#cfd8dc";g.fillRect(x(band.t),row*20+2,Math.max(1,x(t1)-x(band.t)),14);if(band.key.includes("/cut")){g.fillStyle="rgba(198,40,40,.6)";g.fillRect(x(band.t),row*20+14,Math.max(1,x(t1)-x(band.t)),3);}});});
+    b.forEach((band,k)=>{const t1=k+1<b.length?b[k+1].t:tEnd;const role=band.key.split("/")[0];g.fillStyle=role==="leader"?"#ef5350":role==="candidate"?"#ffa726":role==="precandidate"?"#fff176":role==="down"?"#fff":"#cfd8dc";g.fillRect(x(band.t),row*20+2,Math.max(1,x(t1)-x(band.t)),14);if(band.key.includes("/cut")){g.fillStyle="rgba(198,40,40,.6)";g.fillRect(x(band.t),row*20+14,Math.max(1,x(t1)-x(band.t)),3);}});});
   let rel=true,from=0;g.fillStyle="rgba(106,27,154,.4)";for(const e of E){if(e.kind==="net.reliable"){if(!e.on&&rel){rel=false;from=e.t_us;}else if(e.on&&!rel){rel=true;g.fillRect(x(from),ids.length*20+4,x(e.t_us)-x(from),8);}}}if(!rel)g.fillRect(x(from),ids.length*20+4,x(tEnd)-x(from),8);
   g.fillStyle="#333";g.fillText("unreliable",2,ids.length*20+12);
   const tc=(E[cur]||{t_us:0}).t_us;g.strokeStyle="#000";g.beginPath();g.moveTo(x(tc),0);g.lineTo(x(tc),c.height);g.stroke();}
