@@ -558,6 +558,7 @@ impl Raft {
             self.reads.acknowledged(from, round);
             if self.reads.confirming() {
                 self.confirm_reads();
+                self.extend_lease();
             }
         }
         if self.transfer.is_some() {

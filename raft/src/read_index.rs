@@ -171,9 +171,6 @@ impl Raft {
                 }));
         }
         // SOLUTION END
-        if self.config.features.lease_reads && self.config.features.check_quorum {
-            self.extend_lease();
-        }
     }
 
     /// Lease reads: every heartbeat starts a round; the newest round a majority acknowledged
@@ -190,7 +187,10 @@ impl Raft {
         }
     }
 
-    fn extend_lease(&mut self) {
+    pub(crate) fn extend_lease(&mut self) {
+        if !(self.config.features.lease_reads && self.config.features.check_quorum) {
+            return;
+        }
         // The round a majority (this node included) has acknowledged.
         let mut acked: Vec<u64> = self.reads.acked.values().copied().collect();
         acked.push(u64::MAX);

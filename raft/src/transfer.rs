@@ -70,7 +70,12 @@ impl Raft {
             self.term,
             to
         );
-        // SOLUTION BEGIN: transfer_leadership: record the transfer (self.transfer), then send TimeoutNow at once if the target is up to date (maybe_timeout_now), or else the entries it lacks (send_append)
+        self.begin_transfer(to);
+        Ok(())
+    }
+
+    fn begin_transfer(&mut self, to: NodeId) {
+        // SOLUTION BEGIN: begin_transfer: record the transfer (self.transfer), then send TimeoutNow at once if the target is up to date (maybe_timeout_now), or else the entries it lacks (send_append)
         self.transfer = Some(Transfer {
             to,
             elapsed: 0,
@@ -81,7 +86,6 @@ impl Raft {
             self.send_append(to);
         }
         // SOLUTION END
-        Ok(())
     }
 
     /// Sends TimeoutNow to the transfer's target once its log matches the leader's.

@@ -115,8 +115,8 @@ fn handout_builds_and_its_raft_suite_fails() {
     }
     let election = std::fs::read_to_string(tree.join("raft/src/election.rs")).expect("election.rs");
     assert!(
-        election.contains("todo!(\"campaign:"),
-        "campaign is not stubbed"
+        election.contains("todo!(\"become_candidate:"),
+        "become_candidate is not stubbed"
     );
     let original =
         std::fs::read_to_string(workspace_root().join("raft/src/election.rs")).expect("original");

@@ -688,5 +688,13 @@ fn snapshot_unreliable_recover_concurrent_partition_linearizable_4b() {
 // ---------------------------------------------------------------------------------------------
 // 4C: linearizable reads without log entries (ReadIndex), a challenge part beyond 6.5840.
 
+/// The protocol under the reads, model-checked: every read a leader answers covers every entry
+/// committed before it was asked (the monitor's read-safety check). At the suite's root so that
+/// `search_` selects it with the other search tests.
+#[test]
+fn search_read_index_4c() {
+    tests::search::search_test("search_read_index_4c", tests::search::read_index());
+}
+
 #[path = "parts/kvraft_reads.rs"]
 mod reads;

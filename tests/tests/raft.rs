@@ -1029,6 +1029,19 @@ fn snapshot_init_3d() {
 use tests::search::{self as searches, search_test};
 
 #[test]
+fn search_prevote_checkquorum_3e() {
+    search_test(
+        "search_prevote_checkquorum_3e",
+        searches::prevote_checkquorum(),
+    );
+}
+
+#[test]
+fn search_transfer_3f() {
+    search_test("search_transfer_3f", searches::transfer());
+}
+
+#[test]
 fn search_elections_3x() {
     search_test("search_elections_3x", searches::elections());
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use tests::kv_harness::{ELECTION_TIMEOUT, KvConfig};
-use tests::search::{self as searches, search_test};
 use tokio::time::sleep;
 
 use super::{Generic, generic, generic_test, kv_test, reads_options};
@@ -134,11 +133,4 @@ fn reads_snapshot_unreliable_recover_concurrent_partition_linearizable_4c() {
         };
         generic_test(sim, g)
     });
-}
-
-/// The protocol under the reads, model-checked: every read a leader answers covers every entry
-/// committed before it was asked (the monitor's read-safety check).
-#[test]
-fn search_read_index_4c() {
-    search_test("search_read_index_4c", searches::read_index());
 }

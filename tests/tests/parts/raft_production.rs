@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use raft::{Features, NodeId};
 use tests::raft_harness::{Config, ELECTION_TIMEOUT, raft_test};
-use tests::search::{self as searches, search_test};
 use tokio::time::sleep;
 
 /// The core's minimum election timeout in the labs (30 ticks of 10 ms).
@@ -232,20 +231,4 @@ fn transfers_around_the_cluster_unreliable_3f() {
         assert!(moved >= 5, "only {moved} of 10 transfers took effect");
         cfg.end();
     });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Search tests of the extensions (bounded model checking, the monitor judging every state)
-
-#[test]
-fn search_prevote_checkquorum_3e() {
-    search_test(
-        "search_prevote_checkquorum_3e",
-        searches::prevote_checkquorum(),
-    );
-}
-
-#[test]
-fn search_transfer_3f() {
-    search_test("search_transfer_3f", searches::transfer());
 }
