@@ -1,0 +1,271 @@
+//! `raftlab node`, `raftlab cluster start|stop|status|transfer` and `raftlab kv`: the same Raft
+//! and kvraft as the labs, as real processes on TCP with their data on disk, with pre-vote and
+//! check-quorum on and Get answered without a log entry (ReadIndex).
+//!
+//! - `node.rs`: one node process (`raftlab node`) and its narration of events.
+//! - `file.rs`: the cluster directory's `cluster.txt`, the feature flags, spawning nodes.
+//! - `status.rs`: `cluster status` and `cluster transfer`.
+//! - this file: the commands' arguments, `cluster start|stop` and `kv`.
+
+mod file;
+mod node;
+mod status;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use cluster::client::TcpClerk;
+use cluster::rpc::{NodeStatus, TransferFailure};
+use cluster::server::{Features, NodeConfig, start_kv_node};
+use cluster::transport::{connect, ctx};
+use raft::{Event, Subscription};
+use tracing::info;
+
+pub(crate) use file::spawn_node;
+use file::{ClusterFile, FeatureArgs, describe, node_alive};
+pub use node::{NodeArgs, node};
+
+fn parse_hex(s: &str) -> Result<u64, String> {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|e| format!("not a hexadecimal cluster id: {e}"))
+}
+
+/// Start, stop or inspect a local cluster of node processes.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start the nodes in the background, each logging to DIR/node-N.log (restarts the ones
+    /// that are not running in an existing cluster).
+    Start {
+        #[arg(long, default_value_t = 5)]
+        nodes: u16,
+        #[arg(long, default_value_t = 10080)]
+        base_port: u16,
+        /// Address the nodes bind to (loopback unless told otherwise).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+        /// Raft's extensions for a new cluster (recorded in DIR/cluster.txt; restarts of an
+        /// existing cluster's nodes use the recorded ones).
+        #[command(flatten)]
+        features: FeatureArgs,
+    },
+    /// Stop every node of the cluster.
+    Stop {
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+    },
+    /// A table of each node's role, term, leader, commit index, last applied and log size,
+    /// and its contact: a follower's last message from its leader, the leader's from each peer.
+    Status {
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+    },
+    /// Ask the leader to hand its leadership to node N (thesis 3.10); prints the new leader.
+    Transfer {
+        /// The node to become leader.
+        #[arg(long)]
+        to: u64,
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+        /// Give up after this many seconds without node N leading.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+}
+
+/// A client: get, put or append against a running cluster.
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    #[command(subcommand)]
+    op: KvOp,
+    /// The nodes' addresses, comma-separated (default: those of the cluster in --dir).
+    #[arg(long, value_delimiter = ',', global = true)]
+    cluster: Vec<SocketAddr>,
+    #[arg(long, default_value = "raftlab-cluster", global = true)]
+    dir: PathBuf,
+    /// Give up after this many seconds without an answer.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum KvOp {
+    Get { key: String },
+    Put { key: String, value: String },
+    Append { key: String, value: String },
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ClusterCommand::Start {
+            nodes,
+            base_port,
+            host,
+            dir,
+            features,
+        } => start(nodes, base_port, host, &dir, features),
+        ClusterCommand::Stop { dir } => stop(&dir),
+        ClusterCommand::Status { dir } => status::status(&dir),
+        ClusterCommand::Transfer { to, dir, timeout } => status::transfer(&dir, to, timeout),
+    }
+}
+
+fn start(
+    nodes: u16,
+    base_port: u16,
+    host: std::net::IpAddr,
+    dir: &Path,
+    flags: FeatureArgs,
+) -> anyhow::Result<ExitCode> {
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    flags.features()?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut file = match ClusterFile::read(dir)? {
+        Some(f) => {
+            if flags != FeatureArgs::default() && flags != f.features {
+                bail!(
+                    "the cluster in {} runs with {}; feature flags apply when a cluster is \
+                     created (stop it and remove {} to start one with other features)",
+                    dir.display(),
+                    describe(f.features.features()?),
+                    dir.display()
+                );
+            }
+            f
+        }
+        None => {
+            let ports: Vec<u16> = (0..nodes)
+                .map(|i| base_port.checked_add(i))
+                .collect::<Option<_>>()
+                .context("--base-port + --nodes goes past port 65535")?;
+            ClusterFile {
+                cluster_id: labrpc::sim::fresh_seed(),
+                features: flags,
+                nodes: ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (i as u64, SocketAddr::new(host, *p), None))
+                    .collect(),
+            }
+        }
+    };
+    let peers = file
+        .addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = std::env::current_exe().context("cannot find the raftlab executable")?;
+    let features = file.features.features()?;
+    let mut started = 0;
+    for (id, addr, pid) in &mut file.nodes {
+        if pid.is_some_and(node_alive) {
+            continue;
+        }
+        let child = spawn_node(&exe, dir, *id, *addr, &peers, file.cluster_id, features)?;
+        *pid = Some(child.id());
+        started += 1;
+        println!(
+            "node {id}: {addr}, pid {}, log {}",
+            child.id(),
+            dir.join(format!("node-{id}.log")).display()
+        );
+    }
+    file.write(dir)?;
+    println!(
+        "cluster {:016x} ({}): {} node(s) started, {} running; `raftlab cluster status --dir {}`",
+        file.cluster_id,
+        describe(features),
+        started,
+        file.nodes.len(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop(dir: &Path) -> anyhow::Result<ExitCode> {
+    let Some(mut file) = ClusterFile::read(dir)? else {
+        bail!("no cluster in {} (no cluster.txt)", dir.display());
+    };
+    for (id, _, pid) in &mut file.nodes {
+        if let Some(p) = pid.take()
+            && node_alive(p)
+        {
+            let ok = Command::new("kill")
+                .arg(p.to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            println!(
+                "node {id}: pid {p} {}",
+                if ok {
+                    "stopped"
+                } else {
+                    "could not be stopped"
+                }
+            );
+        }
+    }
+    file.write(dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn query(addr: SocketAddr, cluster: u64) -> Option<NodeStatus> {
+    let client = connect(addr).await?;
+    match tokio::time::timeout(Duration::from_secs(1), client.status(ctx(), cluster)).await {
+        Ok(Ok(Ok(s))) => Some(s),
+        _ => None,
+    }
+}
+
+pub fn kv(args: KvArgs) -> anyhow::Result<ExitCode> {
+    let servers = if args.cluster.is_empty() {
+        match ClusterFile::read(&args.dir)? {
+            Some(f) => f.addrs(),
+            None => bail!(
+                "no --cluster addresses and no cluster in {}",
+                args.dir.display()
+            ),
+        }
+    } else {
+        args.cluster
+    };
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let deadline = Duration::from_secs_f64(args.timeout);
+    let rt = runtime()?;
+    let mut ck = TcpClerk::new(servers);
+    rt.block_on(async {
+        match args.op {
+            KvOp::Get { key } => {
+                let v = ck.get(&key, deadline).await?;
+                println!("{v}");
+            }
+            KvOp::Put { key, value } => ck.put(&key, &value, deadline).await?,
+            KvOp::Append { key, value } => ck.append(&key, &value, deadline).await?,
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
