@@ -447,6 +447,14 @@ impl Raft {
         });
     }
 
+    /// Sends `msg` to every other voting member.
+    pub(crate) fn send_to_others(&mut self, msg: Message) {
+        let others: Vec<NodeId> = self.others().collect();
+        for peer in others {
+            self.send(peer, msg.clone());
+        }
+    }
+
     pub(crate) fn reply(&mut self, to: NodeId, msg: Message) {
         self.replies.push(Envelope {
             from: self.config.id,

@@ -42,17 +42,19 @@ impl Raft {
             self.become_leader();
             return;
         }
-        let req = RequestVote {
+        let req = self.vote_request();
+        self.send_to_others(Message::RequestVote(req));
+        // SOLUTION END
+    }
+
+    /// A vote request for this node's current term, with its last log entry (section 5.4.1).
+    pub(crate) fn vote_request(&self) -> RequestVote {
+        RequestVote {
             term: self.term,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             transfer: false,
-        };
-        let others: Vec<NodeId> = self.others().collect();
-        for peer in others {
-            self.send(peer, Message::RequestVote(req.clone()));
         }
-        // SOLUTION END
     }
 
     /// Section 5.4.1: a voter denies its vote if its own log is more up-to-date than the

@@ -68,10 +68,25 @@ pub fn decode(bytes: &[u8]) -> Result<HardState, PersistError> {
     if bytes.is_empty() {
         return Ok(HardState::default());
     }
-    let s: StateOwned = postcard::from_bytes(bytes).map_err(|e| PersistError::Corrupt {
+    let corrupt = |reason: String| PersistError::Corrupt {
         len: bytes.len(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let s: StateOwned = postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    // Every index the log uses, and the one after its last, must fit in a u64: the core
+    // computes `last_index + 1`, which would overflow (a panic, or in a release build a log
+    // wrapping around to index 0).
+    let fits = u64::try_from(s.entries.len())
+        .ok()
+        .and_then(|n| s.snapshot_index.0.checked_add(n))
+        .is_some_and(|last| last < u64::MAX);
+    if !fits {
+        return Err(corrupt(format!(
+            "a log of {} entries after index {} runs past the largest index",
+            s.entries.len(),
+            s.snapshot_index
+        )));
+    }
     Ok(HardState {
         term: s.term,
         voted_for: s.voted_for,
@@ -109,17 +124,18 @@ impl Storage for labrpc::Persister {
 mod tests {
     use super::*;
 
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        term: Term,
+        voted_for: Option<NodeId>,
+        snapshot_index: LogIndex,
+        snapshot_term: Term,
+        entries: &'a [Entry],
+    }
+
     /// The hand-assembled encoding must be exactly what serde would write for the whole state.
     #[test]
     fn incremental_encoding_matches_serde() {
-        #[derive(Serialize)]
-        struct Whole<'a> {
-            term: Term,
-            voted_for: Option<NodeId>,
-            snapshot_index: LogIndex,
-            snapshot_term: Term,
-            entries: &'a [Entry],
-        }
         let mut log = RaftLog::new();
         for i in 0..300u64 {
             log.append(Entry {
@@ -162,5 +178,133 @@ mod tests {
             decode(&bytes[..bytes.len() - 1]),
             Err(PersistError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn regression_a_log_running_past_u64_max_is_corrupt() {
+        // Decoded whole, this used to build a log whose last index + 1 overflowed.
+        for (index, n) in [(u64::MAX, 1usize), (u64::MAX - 1, 1), (u64::MAX - 2, 2)] {
+            let entries = vec![
+                Entry {
+                    term: Term(1),
+                    command: vec![],
+                };
+                n
+            ];
+            let whole = Whole {
+                term: Term(1),
+                voted_for: None,
+                snapshot_index: LogIndex(index),
+                snapshot_term: Term(1),
+                entries: &entries,
+            };
+            let bytes = postcard::to_stdvec(&whole).expect("encode");
+            assert!(
+                matches!(decode(&bytes), Err(PersistError::Corrupt { .. })),
+                "index {index}, {n} entries"
+            );
+        }
+        // The largest log that fits still decodes.
+        let whole = Whole {
+            term: Term(1),
+            voted_for: None,
+            snapshot_index: LogIndex(u64::MAX - 1),
+            snapshot_term: Term(1),
+            entries: &[],
+        };
+        let bytes = postcard::to_stdvec(&whole).expect("encode");
+        assert_eq!(
+            decode(&bytes).expect("fits").log.last_index(),
+            LogIndex(u64::MAX - 1)
+        );
+    }
+
+    /// Property tests of the real encoder (the decoder's robustness is in
+    /// `raft/tests/decode_props.rs`).
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// 256 cases unless `PROPTEST_CASES` says otherwise.
+        fn config() -> ProptestConfig {
+            let default = ProptestConfig::default();
+            let cases = match std::env::var_os("PROPTEST_CASES") {
+                Some(_) => default.cases,
+                None => 256,
+            };
+            ProptestConfig { cases, ..default }
+        }
+
+        /// What can happen to a log: the three ways the core changes it.
+        #[derive(Clone, Debug)]
+        enum Change {
+            Append(u64, Vec<u8>),
+            TruncateFrom(u64),
+            Compact(u64, bool),
+        }
+
+        fn change() -> impl Strategy<Value = Change> {
+            prop_oneof![
+                4 => (0..9u64, proptest::collection::vec(any::<u8>(), 0..12))
+                    .prop_map(|(t, c)| Change::Append(t, c)),
+                1 => (0..40u64).prop_map(Change::TruncateFrom),
+                1 => (0..40u64, any::<bool>()).prop_map(|(i, keep)| Change::Compact(i, keep)),
+            ]
+        }
+
+        /// A log built by a sequence of appends, truncations and compactions, so that its
+        /// encoding cache has been cut and shifted the ways the core does it.
+        fn log() -> impl Strategy<Value = RaftLog> {
+            (0..5u64, proptest::collection::vec(change(), 0..40)).prop_map(|(base, changes)| {
+                let mut log = RaftLog::from_parts(LogIndex(base), Term(base), vec![]);
+                for c in changes {
+                    match c {
+                        Change::Append(t, command) => {
+                            log.append(Entry {
+                                term: Term(t),
+                                command,
+                            });
+                        }
+                        Change::TruncateFrom(i) => {
+                            let from = LogIndex(log.snapshot_index().0 + 1 + i);
+                            log.truncate_from(from);
+                        }
+                        Change::Compact(i, keep) => {
+                            let index = LogIndex(log.snapshot_index().0 + i);
+                            let term = match (keep, log.term_at(index)) {
+                                (true, Some(t)) => t,
+                                (_, t) => Term(t.map_or(0, |t| t.0) + 1),
+                            };
+                            log.compact(index, term);
+                        }
+                    }
+                }
+                log
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn encode_then_decode_gives_the_same_state(
+                term in any::<u64>(),
+                voted_for in proptest::option::of(any::<u64>()),
+                log in log(),
+            ) {
+                let (term, voted_for) = (Term(term), voted_for.map(NodeId));
+                let bytes = encode(term, voted_for, &log);
+                let hs = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(hs, HardState { term, voted_for, log: log.clone() });
+                let whole = Whole {
+                    term,
+                    voted_for,
+                    snapshot_index: log.snapshot_index(),
+                    snapshot_term: log.snapshot_term(),
+                    entries: log.entries(),
+                };
+                prop_assert_eq!(bytes, postcard::to_stdvec(&whole).expect("encode"));
+            }
+        }
     }
 }

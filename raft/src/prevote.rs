@@ -51,16 +51,8 @@ impl Raft {
             self.become_candidate();
             return;
         }
-        let req = RequestVote {
-            term: self.term,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-            transfer: false,
-        };
-        let others: Vec<NodeId> = self.others().collect();
-        for peer in others {
-            self.send(peer, Message::PreVote(req.clone()));
-        }
+        let req = self.vote_request();
+        self.send_to_others(Message::PreVote(req));
         // SOLUTION END
     }
 

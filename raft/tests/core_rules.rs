@@ -6,16 +6,16 @@
 
 use std::sync::Arc;
 
-use raft::core::Persisted;
 use raft::message::{
     AppendEntries, AppendEntriesReply, InstallSnapshot, InstallSnapshotReply, RequestVote,
     RequestVoteReply,
 };
-use raft::{
-    Apply, Config, Entry, Envelope, LogIndex, Message, NodeId, NotLeader, Raft, Role, Term,
-};
+use raft::{Apply, Config, Entry, LogIndex, Message, NodeId, NotLeader, Raft, Role, Term};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{env, out};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -35,19 +35,6 @@ fn rng(seed: u64) -> ChaCha8Rng {
 /// A fresh node, never persisted anything.
 fn node(id: u64, peers: &[u64]) -> Raft {
     Raft::new(config(id, peers), &[], Vec::new(), rng(id)).expect("fresh node")
-}
-
-/// Persists (into nothing) and releases the outputs.
-fn out(r: &mut Raft) -> Persisted {
-    r.ready().persist(|_| Ok::<(), ()>(())).expect("persist")
-}
-
-fn env(from: u64, to: u64, msg: Message) -> Envelope {
-    Envelope {
-        from: NodeId(from),
-        to: NodeId(to),
-        msg,
-    }
 }
 
 fn entries(terms: &[u64]) -> Vec<Entry> {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use raft::core::Persisted;
 use raft::message::{AppendEntriesReply, RequestVote, RequestVoteReply, TimeoutNow};
 use raft::{
     Config, Envelope, Features, LogIndex, Message, NodeId, NotLeader, Raft, ReadState, Role, Term,
@@ -12,6 +11,9 @@ use raft::{
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{env, out};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -46,18 +48,6 @@ fn node(id: u64, n: u64, features: Features) -> Raft {
     let peers = (1..=n).map(NodeId).collect();
     let config = Config::lab(NodeId(id), peers).with(features);
     Raft::new(config, &[], Vec::new(), ChaCha8Rng::seed_from_u64(id)).expect("fresh node")
-}
-
-fn out(r: &mut Raft) -> Persisted {
-    r.ready().persist(|_| Ok::<(), ()>(())).expect("persist")
-}
-
-fn env(from: u64, to: u64, msg: Message) -> Envelope {
-    Envelope {
-        from: NodeId(from),
-        to: NodeId(to),
-        msg,
-    }
 }
 
 fn pre_vote(term: u64, last: (u64, u64)) -> Message {

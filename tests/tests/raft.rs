@@ -685,47 +685,55 @@ fn figure8_unreliable_3c() {
         let servers = 5;
         let cfg = Config::new(&sim, servers, true, false);
         cfg.begin("Test (3C): Figure 8 (unreliable)");
-        cfg.one(cfg.rand(10000) as i64, 1, true).await;
-        let mut nup = servers;
-        for iters in 0..1000 {
-            if iters == 200 {
-                cfg.set_long_reordering(true);
-            }
-            let mut leader = None;
-            for i in 0..servers {
-                if cfg.start(i, cfg.rand(10000) as i64).await.is_some() && cfg.is_connected(i) {
-                    leader = Some(i);
-                }
-            }
-            if cfg.rand(1000) < 100 {
-                let ms = cfg.rand(ELECTION_TIMEOUT.as_millis() as u64 / 2);
-                sleep(Duration::from_millis(ms)).await;
-            } else {
-                let ms = cfg.rand(13);
-                sleep(Duration::from_millis(ms)).await;
-            }
-            if let Some(leader) = leader
-                && cfg.rand(1000) < ELECTION_TIMEOUT.as_millis() as u64 / 2
-            {
-                cfg.disconnect(leader);
-                nup -= 1;
-            }
-            if nup < 3 {
-                let s = cfg.rand(servers as u64) as usize;
-                if !cfg.is_connected(s) {
-                    cfg.connect(s);
-                    nup += 1;
-                }
-            }
-        }
-        for i in 0..servers {
-            if !cfg.is_connected(i) {
-                cfg.connect(i);
-            }
-        }
-        cfg.one(cfg.rand(10000) as i64, servers, true).await;
+        figure8_unreliable(&cfg).await;
         cfg.end();
     });
+}
+
+/// Figure 8 (unreliable)'s body: leaders crash (disconnect) at random while the network loses,
+/// delays and, after 200 rounds, reorders for long; then everything is reconnected and must
+/// agree. Also run by part 3E with pre-vote and check-quorum on.
+async fn figure8_unreliable(cfg: &Config) {
+    let servers = cfg.n;
+    cfg.one(cfg.rand(10000) as i64, 1, true).await;
+    let mut nup = servers;
+    for iters in 0..1000 {
+        if iters == 200 {
+            cfg.set_long_reordering(true);
+        }
+        let mut leader = None;
+        for i in 0..servers {
+            if cfg.start(i, cfg.rand(10000) as i64).await.is_some() && cfg.is_connected(i) {
+                leader = Some(i);
+            }
+        }
+        if cfg.rand(1000) < 100 {
+            let ms = cfg.rand(ELECTION_TIMEOUT.as_millis() as u64 / 2);
+            sleep(Duration::from_millis(ms)).await;
+        } else {
+            let ms = cfg.rand(13);
+            sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(leader) = leader
+            && cfg.rand(1000) < ELECTION_TIMEOUT.as_millis() as u64 / 2
+        {
+            cfg.disconnect(leader);
+            nup -= 1;
+        }
+        if nup < 3 {
+            let s = cfg.rand(servers as u64) as usize;
+            if !cfg.is_connected(s) {
+                cfg.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..servers {
+        if !cfg.is_connected(i) {
+            cfg.connect(i);
+        }
+    }
+    cfg.one(cfg.rand(10000) as i64, servers, true).await;
 }
 
 async fn internal_churn(cfg: Arc<Config>, unreliable: bool) {

@@ -91,50 +91,24 @@ fn checkquorum_leader_in_minority_steps_down_3e() {
 }
 
 /// With pre-vote and check-quorum, the lab's hardest agreement scenario (3C's unreliable
-/// Figure 8: leaders crash and the network loses, delays and reorders) still commits.
+/// Figure 8: leaders cut off at random while the network loses, delays and reorders) still
+/// commits, and so does 3C's unreliable churn.
 #[test]
-fn prevote_checkquorum_agreement_under_churn_3e() {
+fn prevote_checkquorum_figure8_unreliable_3e() {
     raft_test(|sim| async move {
-        let servers = 5;
-        let cfg = Config::with_features(&sim, servers, true, false, production());
-        cfg.begin("Test (3E): agreement under churn with pre-vote and check-quorum");
-        cfg.one(cfg.rand(10000) as i64, 1, true).await;
-        let mut nup = servers;
-        for _ in 0..300 {
-            if cfg.rand(1000) < 500 {
-                let mut leader = None;
-                for i in 0..servers {
-                    if cfg.is_connected(i) && cfg.start(i, cfg.rand(10000) as i64).await.is_some() {
-                        leader = Some(i);
-                    }
-                }
-                if let Some(l) = leader
-                    && cfg.rand(1000) < 500
-                {
-                    cfg.disconnect(l);
-                    nup -= 1;
-                }
-            }
-            if cfg.rand(1000) < 100 {
-                sleep(Duration::from_millis(
-                    cfg.rand(ELECTION_TIMEOUT.as_millis() as u64 / 2),
-                ))
-                .await;
-            } else {
-                sleep(Duration::from_millis(cfg.rand(13))).await;
-            }
-            if nup < 3 {
-                let s = cfg.rand(servers as u64) as usize;
-                if !cfg.is_connected(s) {
-                    cfg.connect(s);
-                    nup += 1;
-                }
-            }
-        }
-        for i in 0..servers {
-            cfg.connect(i);
-        }
-        cfg.one(cfg.rand(10000) as i64, servers, true).await;
+        let cfg = Config::with_features(&sim, 5, true, false, production());
+        cfg.begin("Test (3E): Figure 8 (unreliable) with pre-vote and check-quorum");
+        super::figure8_unreliable(&cfg).await;
+        cfg.end();
+    });
+}
+
+#[test]
+fn prevote_checkquorum_unreliable_churn_3e() {
+    raft_test(|sim| async move {
+        let cfg = std::sync::Arc::new(Config::with_features(&sim, 5, true, false, production()));
+        cfg.begin("Test (3E): unreliable churn with pre-vote and check-quorum");
+        super::internal_churn(cfg.clone(), true).await;
         cfg.end();
     });
 }
