@@ -368,7 +368,11 @@ fn check_persist_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
     );
     match result {
         Ok(hs) => {
-            let last = hs.log.snapshot_index().0.checked_add(hs.log.entries().len() as u64);
+            let last = hs
+                .log
+                .snapshot_index()
+                .0
+                .checked_add(hs.log.entries().len() as u64);
             prop_assert!(last.is_some_and(|l| l < u64::MAX), "indices overflow");
         }
         Err(PersistError::Corrupt { len, .. }) => prop_assert_eq!(len, bytes.len()),
@@ -408,6 +412,25 @@ proptest! {
     }
 
     #[test]
+    fn persisted_state_with_any_indices_decodes_iff_its_log_fits(
+        term in term(),
+        base in wild(),
+        entries in proptest::collection::vec(entry(), 0..4),
+    ) {
+        let bytes = postcard::to_stdvec(&Layout {
+            term,
+            voted_for: None,
+            snapshot_index: LogIndex(base),
+            snapshot_term: term,
+            entries: &entries,
+        })
+        .expect("encode");
+        let fits = base.checked_add(entries.len() as u64).is_some_and(|l| l < u64::MAX);
+        prop_assert_eq!(decode(&bytes).is_ok(), fits);
+        check_persist_decode(&bytes)?;
+    }
+
+    #[test]
     fn mutated_persisted_state_is_a_state_or_corrupt(hs in hard_state(), m in mutate::mutations()) {
         let mut bytes = layout(&hs);
         mutate::apply(&mut bytes, &m);
@@ -443,7 +466,10 @@ fn regression_entry_count_of_u64_max_is_corrupt_without_allocating() {
     // term 1, no vote, snapshot (0, 0), then the number of entries.
     let bytes = [vec![1, 0, 0, 0], varint_max()].concat();
     let (result, usage) = alloc::measure(|| decode(&bytes));
-    assert!(matches!(result, Err(PersistError::Corrupt { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(PersistError::Corrupt { .. })),
+        "{result:?}"
+    );
     assert!(usage.peak < 1 << 20, "{usage:?}");
 }
 
