@@ -10,6 +10,8 @@ use raft::Envelope;
 use rsm::{Session, SubmitError};
 use serde::{Deserialize, Serialize};
 
+use crate::faults::{FaultInjectionDisabled, FaultTable};
+
 /// Refusal of a call that carries another cluster's id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("this node belongs to cluster {expected:016x}, not {got:016x}")]
@@ -105,4 +107,11 @@ pub trait RaftKv {
     async fn transfer(cluster: u64, to: u64) -> Result<Result<(), TransferFailure>, WrongCluster>;
     /// The node's state.
     async fn status(cluster: u64) -> Result<NodeStatus, WrongCluster>;
+    /// Admin, for chaos testing: replaces the node's fault table (which peers' Raft messages
+    /// it drops or delays) and returns the previous one. Refused with
+    /// [`FaultInjectionDisabled`] unless the node was started with `--allow-fault-injection`.
+    async fn set_faults(
+        cluster: u64,
+        table: FaultTable,
+    ) -> Result<Result<FaultTable, FaultInjectionDisabled>, WrongCluster>;
 }

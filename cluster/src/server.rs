@@ -23,14 +23,15 @@ use rsm::{Rsm, RsmOptions, Session, StateMachine};
 use tarpc::context::Context;
 use tarpc::server::BaseChannel;
 use tarpc::server::incoming::{Incoming, spawn_incoming};
-use tarpc::tokio_serde::formats::Bincode;
 use tracing::info;
 
 pub use raft::Features;
 
+use crate::faults::{FaultInjectionDisabled, FaultTable, Faults};
 use crate::rpc::{NodeStatus, PeerContact, RaftKv, SubmitFailure, TransferFailure, WrongCluster};
 use crate::storage::{self, DiskStorage};
 use crate::transport::{MAX_FRAME, TcpTransport};
+use crate::wire::ServerCodec;
 
 /// How to run one node.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ pub struct NodeConfig {
     /// Raft's extensions; real nodes run with [`Features::production()`] (pre-vote and
     /// check-quorum on, no lease reads).
     pub features: Features,
+    /// Serve the `set_faults` admin RPC (chaos testing: `raftlab chaos` cuts and slows links
+    /// between nodes through it). Off, the node refuses it.
+    pub allow_fault_injection: bool,
 }
 
 /// Answers a command that only reads the machine's state, or `None` if the command writes
@@ -168,7 +172,8 @@ pub async fn start_node<M: StateMachine>(
     let disk = DiskStorage::open(&cfg.data_dir)?;
     let wal_path = cfg.data_dir.join("wal");
     let wal_size = move || std::fs::metadata(&wal_path).map_or(0, |m| m.len() as usize);
-    let transport = TcpTransport::new(cluster, &cfg.peers);
+    let faults = Faults::default();
+    let transport = TcpTransport::with_faults(cluster, &cfg.peers, faults.clone());
     let tasks = TaskGroup::new();
     let rsm = Rsm::start_with(
         format!("node-{}", cfg.id),
@@ -190,7 +195,7 @@ pub async fn start_node<M: StateMachine>(
         ChaCha8Rng::seed_from_u64(labrpc::sim::fresh_seed()),
         &tasks,
     )?;
-    let mut listener = tarpc::serde_transport::tcp::listen(cfg.listen, Bincode::default)
+    let mut listener = tarpc::serde_transport::tcp::listen(cfg.listen, ServerCodec::default)
         .await
         .map_err(|source| NodeError::Listen {
             addr: cfg.listen,
@@ -201,11 +206,16 @@ pub async fn start_node<M: StateMachine>(
     let f = cfg.features;
     info!(
         node = cfg.id,
-        "node {} of cluster {cluster:016x} listening on {addr} (pre-vote {}, check-quorum {}, lease reads {})",
+        "node {} of cluster {cluster:016x} listening on {addr} (pre-vote {}, check-quorum {}, lease reads {}{})",
         cfg.id,
         on_off(f.pre_vote),
         on_off(f.check_quorum),
         on_off(f.lease_reads && f.check_quorum),
+        if cfg.allow_fault_injection {
+            ", FAULT INJECTION ALLOWED"
+        } else {
+            ""
+        },
     );
     let raft = rsm.raft().clone();
     let server = NodeServer {
@@ -216,6 +226,7 @@ pub async fn start_node<M: StateMachine>(
         features: cfg.features,
         n,
         wal_size: Arc::new(wal_size),
+        faults: cfg.allow_fault_injection.then_some(faults),
     };
     // Connections that send garbage fail to decode and are closed by tarpc; the rest go on.
     let channels = listener
@@ -242,6 +253,8 @@ struct NodeServer<M: StateMachine> {
     /// How many nodes the cluster has.
     n: usize,
     wal_size: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// The fault table, if fault injection is allowed.
+    faults: Option<Faults>,
 }
 
 impl<M: StateMachine> Clone for NodeServer<M> {
@@ -254,6 +267,7 @@ impl<M: StateMachine> Clone for NodeServer<M> {
             features: self.features,
             n: self.n,
             wal_size: self.wal_size.clone(),
+            faults: self.faults.clone(),
         }
     }
 }
@@ -283,6 +297,12 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
         env: raft::Envelope,
     ) -> Result<Option<raft::Envelope>, WrongCluster> {
         self.check(cluster)?;
+        if let Some(f) = &self.faults
+            && f.blocks_incoming(env.from.0)
+        {
+            // Refused: the peer sees no reply, as if the message were lost.
+            return Ok(None);
+        }
         Ok(self.rsm.raft().step_request(env).await)
     }
 
@@ -397,5 +417,32 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
             check_quorum: self.features.check_quorum,
             lease_reads: self.features.lease_reads && self.features.check_quorum,
         })
+    }
+
+    async fn set_faults(
+        self,
+        _: Context,
+        cluster: u64,
+        table: FaultTable,
+    ) -> Result<Result<FaultTable, FaultInjectionDisabled>, WrongCluster> {
+        self.check(cluster)?;
+        let Some(f) = &self.faults else {
+            return Ok(Err(FaultInjectionDisabled { node: self.id }));
+        };
+        let before = f.table();
+        f.set(&table);
+        info!(
+            node = self.id,
+            "node {}: fault table set: blocked {:?}, delayed {:?}",
+            self.id,
+            table.blocked(),
+            table
+                .links
+                .iter()
+                .filter(|l| l.delay_ms > 0)
+                .map(|l| (l.peer, l.delay_ms))
+                .collect::<Vec<_>>()
+        );
+        Ok(Ok(before))
     }
 }

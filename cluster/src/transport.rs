@@ -12,6 +12,7 @@ use raft::{Envelope, NodeId, Transport};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
 
+use crate::faults::{Faults, Outgoing};
 use crate::rpc::RaftKvClient;
 
 /// How long to wait for a TCP connection to a peer.
@@ -46,11 +47,18 @@ pub struct TcpTransport {
     cluster: u64,
     peers: BTreeMap<NodeId, SocketAddr>,
     conns: Arc<Mutex<BTreeMap<NodeId, RaftKvClient>>>,
+    faults: Faults,
 }
 
 impl TcpTransport {
     /// `peers[i]` is node i's address.
     pub fn new(cluster: u64, peers: &[SocketAddr]) -> Self {
+        TcpTransport::with_faults(cluster, peers, Faults::default())
+    }
+
+    /// A transport that drops and delays messages as `faults` says (an outgoing message to a
+    /// blocked peer fails at once, as if its connection were down).
+    pub fn with_faults(cluster: u64, peers: &[SocketAddr], faults: Faults) -> Self {
         TcpTransport {
             cluster,
             peers: peers
@@ -59,6 +67,7 @@ impl TcpTransport {
                 .map(|(i, a)| (NodeId(i as u64), *a))
                 .collect(),
             conns: Arc::new(Mutex::new(BTreeMap::new())),
+            faults,
         }
     }
 }
@@ -68,7 +77,13 @@ impl Transport for TcpTransport {
         let addr = self.peers.get(&to).copied();
         let conns = self.conns.clone();
         let cluster = self.cluster;
+        let fault = self.faults.outgoing(to.0);
         Box::pin(async move {
+            match fault {
+                Outgoing::Send => {}
+                Outgoing::Drop => return None,
+                Outgoing::Delay(d) => tokio::time::sleep(d).await,
+            }
             let cached = conns
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -16,7 +16,7 @@ use clap::Args;
 use cluster::client::TcpClerk;
 use cluster::server::Features;
 
-use crate::cluster_cmd::{query, runtime, spawn_node};
+use crate::cluster_cmd::{FeatureArgs, query, runtime, spawn_node};
 
 /// Benchmark a real 3-node loopback cluster (fsync on).
 #[derive(Debug, Args)]
@@ -75,7 +75,7 @@ impl Nodes {
             self.addrs[i],
             &self.peers(),
             CLUSTER,
-            self.features,
+            FeatureArgs::of(self.features),
         )?;
         self.children[i] = Some(child);
         Ok(())

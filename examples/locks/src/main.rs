@@ -100,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cluster_id: Some(cluster_id),
                 maxraftstate: Some(1 << 20),
                 features: Features::production(),
+                allow_fault_injection: false,
             };
             runtime()?.block_on(run_node(cfg, LockTable::default()))?;
             return Ok(ExitCode::SUCCESS);

@@ -16,6 +16,10 @@ pub(crate) struct FeatureArgs {
     pub(super) no_check_quorum: bool,
     #[arg(long, help = lease_help())]
     pub(super) lease_reads: bool,
+    /// Serve the `set_faults` admin RPC: `raftlab chaos` cuts and slows the links between
+    /// nodes through it (partitions without root). For chaos testing only.
+    #[arg(long)]
+    pub(crate) allow_fault_injection: bool,
 }
 
 pub(super) fn lease_help() -> String {
@@ -30,7 +34,7 @@ pub(super) fn lease_help() -> String {
 }
 
 impl FeatureArgs {
-    pub(super) fn features(self) -> anyhow::Result<Features> {
+    pub(crate) fn features(self) -> anyhow::Result<Features> {
         if self.lease_reads && self.no_check_quorum {
             bail!("--lease-reads needs check-quorum: drop --no-check-quorum");
         }
@@ -41,11 +45,12 @@ impl FeatureArgs {
         })
     }
 
-    pub(super) fn of(f: Features) -> FeatureArgs {
+    pub(crate) fn of(f: Features) -> FeatureArgs {
         FeatureArgs {
             no_pre_vote: !f.pre_vote,
             no_check_quorum: !f.check_quorum,
             lease_reads: f.lease_reads,
+            allow_fault_injection: false,
         }
     }
 
@@ -60,6 +65,9 @@ impl FeatureArgs {
         }
         if self.lease_reads {
             out.push("--lease-reads");
+        }
+        if self.allow_fault_injection {
+            out.push("--allow-fault-injection");
         }
         out
     }
@@ -86,10 +94,10 @@ pub(super) fn describe(f: Features) -> String {
 /// What `cluster start` records in DIR/cluster.txt: one line per node, `id addr pid`, after a
 /// first line `cluster <hex id>` and a line `features <raftlab node flags>` (none: the
 /// defaults; a file without the line is read as having the defaults).
-pub(super) struct ClusterFile {
-    pub(super) cluster_id: u64,
-    pub(super) features: FeatureArgs,
-    pub(super) nodes: Vec<(u64, SocketAddr, Option<u32>)>,
+pub(crate) struct ClusterFile {
+    pub(crate) cluster_id: u64,
+    pub(crate) features: FeatureArgs,
+    pub(crate) nodes: Vec<(u64, SocketAddr, Option<u32>)>,
 }
 
 impl ClusterFile {
@@ -97,7 +105,7 @@ impl ClusterFile {
         dir.join("cluster.txt")
     }
 
-    pub(super) fn read(dir: &Path) -> anyhow::Result<Option<ClusterFile>> {
+    pub(crate) fn read(dir: &Path) -> anyhow::Result<Option<ClusterFile>> {
         let path = Self::path(dir);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -125,6 +133,7 @@ impl ClusterFile {
                         "--no-pre-vote" => features.no_pre_vote = true,
                         "--no-check-quorum" => features.no_check_quorum = true,
                         "--lease-reads" => features.lease_reads = true,
+                        "--allow-fault-injection" => features.allow_fault_injection = true,
                         other => return Err(bad(n, &format!("unknown feature flag {other}"))),
                     }
                 }
@@ -149,7 +158,7 @@ impl ClusterFile {
         }))
     }
 
-    pub(super) fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let mut text = format!("cluster {:016x}\n", self.cluster_id);
         text += "features";
         for flag in self.features.flags() {
@@ -165,7 +174,7 @@ impl ClusterFile {
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    pub(super) fn addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.nodes.iter().map(|(_, a, _)| *a).collect()
     }
 }
@@ -178,7 +187,7 @@ pub(crate) fn spawn_node(
     addr: SocketAddr,
     peers: &str,
     cluster_id: u64,
-    features: Features,
+    flags: FeatureArgs,
 ) -> anyhow::Result<std::process::Child> {
     let node_dir = dir.join(format!("node-{id}"));
     let log_path = dir.join(format!("node-{id}.log"));
@@ -195,7 +204,7 @@ pub(crate) fn spawn_node(
         .arg("--data-dir")
         .arg(&node_dir)
         .args(["--cluster-id", &format!("{cluster_id:016x}")])
-        .args(FeatureArgs::of(features).flags())
+        .args(flags.flags())
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the log file")?)
         .stderr(log)
@@ -204,7 +213,7 @@ pub(crate) fn spawn_node(
 }
 
 /// True if `pid` is a running `raftlab node` process.
-pub(super) fn node_alive(pid: u32) -> bool {
+pub(crate) fn node_alive(pid: u32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| {
             let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
@@ -232,6 +241,7 @@ mod tests {
             no_pre_vote: true,
             no_check_quorum: false,
             lease_reads: true,
+            allow_fault_injection: true,
         };
         let file = ClusterFile {
             cluster_id: 0xabc,
@@ -277,6 +287,7 @@ mod tests {
             no_pre_vote: false,
             no_check_quorum: true,
             lease_reads: true,
+            allow_fault_injection: false,
         };
         assert!(args.features().is_err());
     }

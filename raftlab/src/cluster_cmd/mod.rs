@@ -26,8 +26,8 @@ use cluster::transport::{connect, ctx};
 use raft::{Event, Subscription};
 use tracing::info;
 
-pub(crate) use file::spawn_node;
-use file::{ClusterFile, FeatureArgs, describe, node_alive};
+use file::describe;
+pub(crate) use file::{ClusterFile, FeatureArgs, node_alive, spawn_node};
 pub use node::{NodeArgs, node};
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -183,7 +183,15 @@ fn start(
         if pid.is_some_and(node_alive) {
             continue;
         }
-        let child = spawn_node(&exe, dir, *id, *addr, &peers, file.cluster_id, features)?;
+        let child = spawn_node(
+            &exe,
+            dir,
+            *id,
+            *addr,
+            &peers,
+            file.cluster_id,
+            file.features,
+        )?;
         *pid = Some(child.id());
         started += 1;
         println!(

@@ -61,6 +61,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         cluster_id: args.cluster_id,
         maxraftstate: Some(args.maxraftstate),
         features,
+        allow_fault_injection: args.features.allow_fault_injection,
     };
     runtime()?.block_on(async move {
         let node = start_kv_node(cfg).await?;
