@@ -169,6 +169,11 @@ impl State {
         }
         if self.term_at(index) == Some(term) {
             Ok((index, self.last_index()))
+        } else if index.0 == u64::MAX {
+            // The log would start after the largest index: it could never grow.
+            Err(format!(
+                "snapshot through {index} leaves no index for the log"
+            ))
         } else {
             Ok((index, index))
         }
@@ -195,18 +200,29 @@ impl State {
         Ok(())
     }
 
-    fn check_from(from: LogIndex, base: LogIndex, last: LogIndex) -> Result<(), String> {
+    /// Whether `n` entries from `from` on fit a log holding `base + 1..=last`. Every index,
+    /// and the one after the last, must fit in a u64 (`last < u64::MAX`, as everywhere).
+    fn check_from(from: LogIndex, n: usize, base: LogIndex, last: LogIndex) -> Result<(), String> {
         if from <= base || from > last.next() {
             return Err(format!(
                 "entries from {from} do not fit a log holding {}..={last}",
                 base.next()
             ));
         }
+        let fits = u64::try_from(n)
+            .ok()
+            .and_then(|n| from.0.checked_add(n))
+            .is_some();
+        if !fits {
+            return Err(format!(
+                "{n} entries from {from} run past the largest index"
+            ));
+        }
         Ok(())
     }
 
     fn replace_from(&mut self, from: LogIndex, entries: &[Entry]) -> Result<(), String> {
-        Self::check_from(from, self.base_index, self.last_index())?;
+        Self::check_from(from, entries.len(), self.base_index, self.last_index())?;
         let k = (from.0 - self.base_index.0 - 1) as usize;
         let dropped: u64 = self.entries[k..].iter().map(entry_bytes).sum();
         self.entries.truncate(k);
@@ -239,7 +255,7 @@ impl State {
         }
         let (base, last) = self.after_compact(u.snapshot_index, u.snapshot_term)?;
         if let Some(from) = u.entries_from {
-            Self::check_from(from, base, last)?;
+            Self::check_from(from, u.entries.len(), base, last)?;
         }
         Ok(())
     }
