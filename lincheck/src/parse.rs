@@ -457,6 +457,9 @@ fn parse_map(raw: &str, line: usize) -> Result<Vec<(&str, Value<'_>)>, ParseErro
     Ok(fields)
 }
 
+/// How deep vectors may nest. The formats use one level (`[from to]`); this leaves room.
+const MAX_DEPTH: usize = 32;
+
 /// A byte cursor over one line.
 struct Cursor<'a> {
     s: &'a str,
@@ -508,6 +511,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn value(&mut self, line: usize) -> Result<Value<'a>, ParseError> {
+        self.value_within(line, MAX_DEPTH)
+    }
+
+    /// A value with vectors nested at most `depth` deep: the recursion must not be able to
+    /// overflow the stack, whatever the line (a line of a million `[` used to).
+    fn value_within(&mut self, line: usize, depth: usize) -> Result<Value<'a>, ParseError> {
         let syntax = |what: String| ParseError::Syntax { line, what };
         self.skip_ws();
         match self.peek() {
@@ -540,6 +549,12 @@ impl<'a> Cursor<'a> {
                 }
             }
             Some(b'[') => {
+                if depth == 0 {
+                    return Err(syntax(format!(
+                        "vectors nested deeper than {MAX_DEPTH} at column {}",
+                        self.pos + 1
+                    )));
+                }
                 self.pos += 1;
                 let mut items = Vec::new();
                 loop {
@@ -550,7 +565,7 @@ impl<'a> Cursor<'a> {
                     if self.at_end() {
                         return Err(syntax("unterminated vector".into()));
                     }
-                    items.push(self.value(line)?);
+                    items.push(self.value_within(line, depth - 1)?);
                 }
             }
             Some(b':') => {
