@@ -19,6 +19,7 @@
 //! functions that read the wall clock say so with an `allow` and a reason.
 
 mod bench_cmd;
+mod chaos;
 mod cluster_cmd;
 mod grade;
 mod handout;
@@ -63,6 +64,9 @@ enum Command {
     Kv(cluster_cmd::KvArgs),
     /// Benchmark a real 3-node loopback cluster: throughput, latency, fsync rate, failover.
     Bench(bench_cmd::BenchArgs),
+    /// Jepsen-style chaos on a real cluster: a workload, a nemesis (kill -9, SIGSTOP,
+    /// partitions) and a checker (linearizability, no acknowledged write lost).
+    Chaos(chaos::ChaosArgs),
     /// Make a web page that replays a run's trace (RAFTLAB_TRACE).
     View(trace::view::ViewArgs),
     /// Print a run's trace in the terminal, one column per node.
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster_cmd::cluster(args),
         Command::Kv(args) => cluster_cmd::kv(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::View(args) => trace::view::run(args),
         Command::Log(args) => trace::log::run(args),
         Command::CheckTrace(args) => trace::check::run(args),

@@ -54,6 +54,14 @@ impl FeatureArgs {
         }
     }
 
+    /// The same, with the `set_faults` admin RPC allowed.
+    pub(crate) fn with_fault_injection(self) -> FeatureArgs {
+        FeatureArgs {
+            allow_fault_injection: true,
+            ..self
+        }
+    }
+
     /// The `raftlab node` flags that give these features.
     pub(super) fn flags(self) -> Vec<&'static str> {
         let mut out = Vec::new();
