@@ -144,7 +144,7 @@ pub fn durability(history: &[OpRecord]) -> Durability {
         // A write is overwritten legitimately only if the base put may follow it.
         let overwritten = |w: &OpRecord| base_end.is_some_and(|end| end >= w.invoke);
         for w in writes.iter().filter(|w| w.ok) {
-            let present = tokens.iter().any(|t| *t == w.value);
+            let present = tokens.contains(&w.value);
             if !present && !overwritten(w) {
                 d.lost.push(format!(
                     "key {key}: acknowledged {} {} (at {:.3}-{:.3} s) is missing from the \

@@ -346,7 +346,7 @@ fn verdict(
     budget: Duration,
 ) -> anyhow::Result<ExitCode> {
     let ops = check::operations(&run.history)?;
-    let t0 = std::time::Instant::now();
+    let t0 = tokio::time::Instant::now();
     let info = check::linearizability(&ops, Some(budget));
     let check_seconds = t0.elapsed().as_secs_f64();
     let mut html = Vec::new();
