@@ -129,7 +129,10 @@ fn first_violation_in(events: &[Event], group: Option<String>) -> Option<Violati
                 }
                 last_commit.insert(id, (boots, n.commit));
                 let prev_commit = before.map_or(0, |b| b.commit);
-                for index in (prev_commit + 1)..=n.commit {
+                // Only indices the log holds can be checked: a commit index far past its end
+                // (2^63 in a damaged trace) must not make this loop run for ever.
+                let upto = n.commit.min(n.terms.len() as u64);
+                for index in prev_commit.saturating_add(1)..=upto {
                     let Some(&term) = n.terms.get(index as usize - 1) else {
                         continue;
                     };

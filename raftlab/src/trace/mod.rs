@@ -154,8 +154,18 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// How many log entries the logs of a trace may reach in all (summed over its nodes): what
+/// [`Model`] allocates for them. A lab run's trace reaches a few thousand per node; without a
+/// limit one line (`"node.log"` from index 2^60) would ask for exabytes.
+pub const MAX_LOG_CELLS: u64 = 1 << 22;
+
+/// Reads a trace's JSON lines. Besides malformed lines, refuses a trace whose log indices
+/// would make its logs hold more than [`MAX_LOG_CELLS`] entries in all.
 pub fn parse(text: &str) -> Result<Vec<Event>> {
     let mut events = Vec::new();
+    // Per (group, node): the furthest index an event moves its log to; and their sum.
+    let mut reach: BTreeMap<(Option<String>, u64), u64> = BTreeMap::new();
+    let mut cells = 0u64;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -168,6 +178,27 @@ pub fn parse(text: &str) -> Result<Vec<Event>> {
         ) else {
             bail!("line {}: an event needs \"t_us\" and \"kind\"", i + 1);
         };
+        let moves_to = |field: &str| v.get(field).and_then(Value::as_u64).unwrap_or(0);
+        let to = match kind.as_str() {
+            "node.log" => moves_to("from").saturating_sub(1),
+            "node.boot" => moves_to("snap"),
+            "node.snapshot" => moves_to("index"),
+            _ => 0,
+        };
+        if let Some(id) = v.get("id").and_then(Value::as_u64).filter(|_| to > 0) {
+            let group = v.get("group").and_then(Value::as_str).map(str::to_owned);
+            let furthest = reach.entry((group, id)).or_insert(0);
+            if to > *furthest {
+                cells = cells.saturating_add(to - *furthest);
+                *furthest = to;
+            }
+            if cells > MAX_LOG_CELLS {
+                bail!(
+                    "line {}: node {id}'s log reaches index {to}: the trace's logs would hold more than {MAX_LOG_CELLS} entries in all",
+                    i + 1
+                );
+            }
+        }
         events.push(Event {
             n: events.len(),
             t_us,
@@ -465,6 +496,9 @@ fn runs(a: &[Value]) -> String {
     }
     format!("[{}]", out.join(" "))
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
