@@ -462,7 +462,7 @@ fn varint_max() -> Vec<u8> {
 }
 
 #[test]
-fn regression_entry_count_of_u64_max_is_corrupt_without_allocating() {
+fn an_entry_count_of_u64_max_is_corrupt_without_allocating() {
     // term 1, no vote, snapshot (0, 0), then the number of entries.
     let bytes = [vec![1, 0, 0, 0], varint_max()].concat();
     let (result, usage) = alloc::measure(|| decode(&bytes));
@@ -492,7 +492,7 @@ fn regression_a_log_past_the_largest_index_is_corrupt() {
 }
 
 #[test]
-fn regression_huge_entry_count_and_snapshot_length_in_messages_are_errors() {
+fn huge_entry_counts_and_snapshot_lengths_in_messages_are_errors() {
     // AppendEntries (variant 2) from 0 to 1, term 1, prev (0, 0), then the entry count.
     let append = [vec![0, 1, 2, 1, 0, 0], varint_max()].concat();
     // InstallSnapshot (variant 4): term 1, last included (0, 0), then the data's length.

@@ -60,6 +60,9 @@ pub(crate) struct Snapshot<O> {
 }
 
 #[cfg(test)]
+mod decode_props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
