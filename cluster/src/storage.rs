@@ -28,8 +28,9 @@
 //!   the WAL. Only committed entries are in a snapshot, so having it early is harmless;
 //! - during an append: the final frame is incomplete or fails its checksum. That save never
 //!   returned, so nothing was promised from it: it is dropped with a warning and the file cut
-//!   there. Damage anywhere else (a frame with valid frames after it, a bad length, a damaged
-//!   snapshot) stops the open with [`StorageError::Corrupt`] naming the file and offset.
+//!   there. Damage anywhere else (a frame with valid frames after it, the first frame, which
+//!   the file was created with, a bad length, a damaged snapshot) stops the open with
+//!   [`StorageError::Corrupt`] naming the file and offset.
 //!
 //! The live log is kept in memory (besides Raft's own copy), to answer `load` and rewrite the WAL.
 

@@ -73,7 +73,8 @@ pub(super) enum Tail {
 
 /// Reads the frames of a whole WAL file (`data`, magic included), calling `apply` with each
 /// frame's offset and records. A damaged frame is a torn write only if it is the last thing in
-/// the file; anything else is corruption, reported with its offset.
+/// the file and not the first frame; anything else (a file without frames too) is corruption,
+/// reported with its offset.
 pub(super) fn scan(
     data: &[u8],
     path: &Path,
@@ -88,7 +89,15 @@ pub(super) fn scan(
     if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
         return Err(corrupt(0, "not a WAL file (bad magic)".into()));
     }
+    // The first frame is written with the file (aside, synced, renamed), so it is never a
+    // torn append either: dropping it would restart the node from term 0 with no vote.
     let torn = |offset: usize, reason: String| {
+        if offset == MAGIC.len() {
+            return Err(corrupt(
+                offset,
+                format!("{reason} in the first frame, which is always written whole"),
+            ));
+        }
         Ok(Tail::Torn {
             offset: offset as u64,
             reason,
@@ -98,6 +107,9 @@ pub(super) fn scan(
     loop {
         let rest = &data[off..];
         if rest.is_empty() {
+            if off == MAGIC.len() {
+                return Err(corrupt(off, "no frame after the magic".into()));
+            }
             return Ok(Tail::Clean);
         }
         if rest.len() < FRAME_HEADER {
