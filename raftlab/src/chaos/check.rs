@@ -226,7 +226,13 @@ mod tests {
     fn unknown_writes_may_or_may_not_have_happened() {
         let h = vec![
             rec(Op::Append, "k", "A0.1;", (0.0, 5.0), false),
-            rec(Op::Append, "k", "A1.1;", (0.0, 5.0), false),
+            // Concurrent with the first: another process (a process has one operation at a
+            // time, as in Jepsen; the workload gives a client a new process after an unknown).
+            OpRecord {
+                process: 1,
+                client: 1,
+                ..rec(Op::Append, "k", "A1.1;", (0.0, 5.0), false)
+            },
             final_read("k", "A1.1;", 9.0),
         ];
         assert!(durability(&h).ok());
