@@ -25,7 +25,7 @@ impl Nodes {
             ])
             .arg(&self.dirs[i])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dirs[i]))
             .spawn()
             .expect("start a node");
         self.children[i] = Some(child);
@@ -55,6 +55,22 @@ impl Drop for Nodes {
         for d in &self.dirs {
             let _ = std::fs::remove_dir_all(d);
         }
+    }
+}
+
+/// Where node `dir` writes its log (beside its data directory), shown when the test fails.
+fn log_file(dir: &std::path::Path) -> Stdio {
+    let path = dir.with_extension("log");
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
     }
 }
 
@@ -88,9 +104,16 @@ fn locks_survive_a_killed_node_and_tokens_only_grow() {
     for i in 0..3 {
         nodes.start(i);
     }
-    std::thread::sleep(Duration::from_millis(500));
-
-    let o = nodes.cli(&["acquire", "db", "ann"]);
+    // Wait until the nodes listen: "could be reached" means no server answered even the
+    // cluster-id query, so nothing was submitted and asking again is safe.
+    let mut o = nodes.cli(&["acquire", "db", "ann"]);
+    for _ in 0..50 {
+        if !String::from_utf8_lossy(&o.stderr).contains("could be reached") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        o = nodes.cli(&["acquire", "db", "ann"]);
+    }
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), "acquired, fencing token 1");
     let o = nodes.cli(&["acquire", "db", "bob"]);
