@@ -158,6 +158,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let shared = Arc::new(AsyncMutex::new(nodes));
     let outcome = rt.block_on(async {
         tokio::select! {
+            biased;
             r = chaos(&args, &faults, shared.clone(), seed, op_timeout) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         }
