@@ -29,10 +29,7 @@ fn bench_saves(dir: &Path, per_save: usize, saves: u64) -> Result<(), Box<dyn st
     let _ = fs::remove_dir_all(dir);
     let mut disk = DiskStorage::open(dir)?;
     let batch: Vec<Entry> = (0..per_save)
-        .map(|i| Entry {
-            term: Term(1),
-            command: vec![i as u8; COMMAND],
-        })
+        .map(|i| Entry::new(Term(1), vec![i as u8; COMMAND]))
         .collect();
     let mut next = 1u64;
     let start = now();

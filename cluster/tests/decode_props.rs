@@ -244,10 +244,7 @@ fn wild() -> impl Strategy<Value = u64> {
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (wild(), bytes(24)).prop_map(|(t, command)| Entry {
-        term: Term(t),
-        command,
-    })
+    (wild(), bytes(24)).prop_map(|(t, command)| Entry::new(Term(t), command))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,10 +291,7 @@ enum Op {
 }
 
 fn small_entry() -> impl Strategy<Value = Entry> {
-    (0..6u64, bytes(16)).prop_map(|(t, command)| Entry {
-        term: Term(t),
-        command,
-    })
+    (0..6u64, bytes(16)).prop_map(|(t, command)| Entry::new(Term(t), command))
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -667,6 +661,7 @@ fn message() -> impl Strategy<Value = Message> {
                 term: Term(t),
                 last_included_index: LogIndex(i),
                 last_included_term: Term(lt),
+                membership: None,
                 data,
             })
         }),
@@ -1076,6 +1071,7 @@ fn huge_lengths_in_a_step_request_are_errors_without_allocating() {
         term: Term(1),
         last_included_index: LogIndex(0),
         last_included_term: Term(0),
+        membership: None,
         data: vec![],
     });
     for (msg, from_end) in [(append, 3), (snapshot, 1)] {
@@ -1112,10 +1108,7 @@ fn regression_a_snapshot_file_through_u64_max_is_corrupt() {
 #[test]
 fn regression_wal_records_running_past_u64_max_are_corrupt() {
     let two = vec![
-        Entry {
-            term: Term(1),
-            command: vec![],
-        };
+        Entry::new(Term(1), vec![]);
         2
     ];
     let cases = [
@@ -1173,10 +1166,7 @@ fn regression_a_damaged_first_wal_frame_is_corrupt_not_an_empty_state() {
         Op::Vote(3, Some(1)),
         Op::Append(
             0,
-            vec![Entry {
-                term: Term(3),
-                command: b"x".to_vec(),
-            }],
+            vec![Entry::new(Term(3), b"x".to_vec())],
         ),
     ];
     for cut in [8usize, 8 + 5, 8 + 12, 8 + 13] {

@@ -44,10 +44,7 @@ impl Drop for TempDir {
 }
 
 fn entry(term: u64, command: &str) -> Entry {
-    Entry {
-        term: Term(term),
-        command: command.as_bytes().to_vec(),
-    }
+    Entry::new(Term(term), command.as_bytes().to_vec())
 }
 
 fn open(dir: &TempDir) -> DiskStorage {
@@ -487,11 +484,9 @@ fn cluster_id_round_trip() {
 fn raft_core_state_survives_reopen() {
     let dir = TempDir::new("core");
     let config = Config {
-        features: Default::default(),
-        id: NodeId(0),
-        peers: vec![NodeId(0)],
         election_ticks: 5,
         heartbeat_ticks: 2,
+        ..Config::lab(NodeId(0), vec![NodeId(0)])
     };
     let mut disk = open(&dir);
     let mut raft = Raft::with_state(
@@ -618,10 +613,7 @@ fn random_entries(rng: &mut ChaCha8Rng, term: u64, max: usize) -> Vec<Entry> {
     (0..n)
         .map(|_| {
             let len = rng.random_range(0..48);
-            Entry {
-                term: Term(term),
-                command: (0..len).map(|_| rng.random()).collect(),
-            }
+            Entry::new(Term(term), (0..len).map(|_| rng.random()).collect())
         })
         .collect()
 }

@@ -27,9 +27,12 @@ impl Raft {
             return;
         }
         self.check_quorum_elapsed = 0;
-        let heard = self.active.len() + 1;
-        self.active.clear();
-        if heard < self.quorum() && !planted!(CheckQuorumNeverStepsDown) {
+        let me = self.config.id;
+        let active = std::mem::take(&mut self.active);
+        let heard = active.len() + 1;
+        if !self.is_quorum(|id| id == me || active.contains(&id))
+            && !planted!(CheckQuorumNeverStepsDown)
+        {
             info!(
                 node = self.config.id.0,
                 term = self.term.0,
@@ -38,7 +41,7 @@ impl Raft {
                 "node {} steps down: no contact with a majority for an election timeout ({} of {} heard)",
                 self.config.id,
                 heard,
-                self.config.peers.len()
+                self.membership().members().len()
             );
             self.become_follower(self.term, None);
         }

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
 use crate::log::{Entry, RaftLog};
+use crate::membership::Membership;
 use crate::message::{Envelope, Message};
 use crate::persist::{self, HardState, PersistError};
 use crate::types::{LogIndex, NodeId, Term};
@@ -22,7 +23,9 @@ use crate::types::{LogIndex, NodeId, Term};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub id: NodeId,
-    /// Every voting member, this node included.
+    /// The bootstrap configuration: every voting member, this node included. It applies until
+    /// a configuration entry or a snapshot's configuration replaces it (see `membership.rs`).
+    /// Empty for a node that joins a running cluster: it waits to be contacted.
     pub peers: Vec<NodeId>,
     /// A follower or candidate starts an election after a random timeout in
     /// `[election_ticks, 2 * election_ticks)` without hearing from a leader (section 5.2).
@@ -31,6 +34,9 @@ pub struct Config {
     pub heartbeat_ticks: u32,
     /// The production extensions (all off in the labs, which keep 6.5840's behaviour).
     pub features: Features,
+    /// A node may become a voter once it is at most this many entries behind the leader
+    /// (thesis 4.2.1: add it as a learner until then).
+    pub promotion_lag: u64,
 }
 
 /// Switches for the extensions beyond the paper's Figure 2. Each is off by default, so the
@@ -78,6 +84,7 @@ impl Config {
             election_ticks: 30,
             heartbeat_ticks: 10,
             features: Features::default(),
+            promotion_lag: 64,
         }
     }
 
@@ -123,6 +130,40 @@ pub enum Apply {
         term: Term,
         data: Arc<Vec<u8>>,
     },
+    /// A configuration entry committed (Raft's own; the service only advances past it).
+    Membership {
+        index: LogIndex,
+        term: Term,
+        membership: Membership,
+    },
+}
+
+impl Apply {
+    /// What applying the log entry `entry` at `index` hands the service: its command, or the
+    /// configuration of a configuration entry.
+    pub fn entry(index: LogIndex, entry: &Entry) -> Apply {
+        match entry.membership() {
+            Some(membership) => Apply::Membership {
+                index,
+                term: entry.term,
+                membership,
+            },
+            None => Apply::Command {
+                index,
+                term: entry.term,
+                command: entry.command.clone(),
+            },
+        }
+    }
+
+    /// The log index this applies through.
+    pub fn index(&self) -> LogIndex {
+        match self {
+            Apply::Command { index, .. }
+            | Apply::Snapshot { index, .. }
+            | Apply::Membership { index, .. } => *index,
+        }
+    }
 }
 
 /// State that must reach stable storage before the messages of the same [`Ready`] are sent.
@@ -143,6 +184,8 @@ pub struct Persist<'a> {
     pub snapshot: Option<Arc<Vec<u8>>>,
     pub snapshot_index: LogIndex,
     pub snapshot_term: Term,
+    /// The configuration the snapshot covers (`None`: the bootstrap one).
+    pub snapshot_membership: Option<&'a Membership>,
     log: &'a RaftLog,
 }
 
@@ -245,12 +288,17 @@ pub struct Status {
     pub snapshot_index: LogIndex,
     /// The follower a leadership transfer is under way to.
     pub transferring_to: Option<NodeId>,
+    /// The configuration this node acts on, and the index of its entry (0: bootstrap).
+    pub membership: Membership,
+    pub membership_index: LogIndex,
 }
 
 /// One Raft node's protocol state. Cloning copies it whole (the model checker explores states).
 #[derive(Clone)]
 pub struct Raft {
     pub(crate) config: Config,
+    /// `config.peers` as a configuration: the one in force until the log has another.
+    pub(crate) bootstrap: Membership,
     pub(crate) rng: ChaCha8Rng,
 
     // Persistent state (Figure 2).
@@ -325,8 +373,10 @@ impl Raft {
             log,
         } = state;
         let base = log.snapshot_index();
+        let bootstrap = Membership::voters(config.peers.iter().copied());
         let mut raft = Raft {
             config,
+            bootstrap,
             rng,
             term,
             voted_for,
@@ -393,6 +443,8 @@ impl Raft {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             transferring_to: self.transfer.as_ref().map(|t| t.to),
+            membership: self.membership().clone(),
+            membership_index: self.membership_index(),
         }
     }
 
@@ -427,13 +479,19 @@ impl Raft {
         &self.progress
     }
 
-    pub(crate) fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
+    /// Every other member of the configuration: voters and learners (the leader replicates to
+    /// all of them; candidates ask all of them, and count the votes of voters).
+    pub(crate) fn others(&self) -> impl Iterator<Item = NodeId> + use<> {
         let me = self.config.id;
-        self.config.peers.iter().copied().filter(move |p| *p != me)
+        self.membership()
+            .members()
+            .into_iter()
+            .filter(move |p| *p != me)
     }
 
-    pub(crate) fn quorum(&self) -> usize {
-        self.config.peers.len() / 2 + 1
+    /// Whether this node is a voter of its configuration (only voters start elections).
+    pub(crate) fn is_voter(&self) -> bool {
+        self.membership().is_voter(self.config.id)
     }
 
     pub(crate) fn send(&mut self, to: NodeId, mut msg: Message) {
@@ -471,6 +529,7 @@ impl Raft {
 
     /// One unit of time passes.
     pub fn tick(&mut self) {
+        let was_leader = self.is_leader();
         self.ticks += 1;
         self.tick_raft();
         if self.role == Role::Leader {
@@ -481,6 +540,17 @@ impl Raft {
                 self.tick_transfer();
             }
         }
+        self.after_input(was_leader);
+    }
+
+    /// What every input ends with: a node that just became leader settles an unfinished
+    /// configuration change; a leader whose commit index reached its configuration entry
+    /// leaves a joint configuration or, removed, steps down (see `membership.rs`).
+    pub(crate) fn after_input(&mut self, was_leader: bool) {
+        if !was_leader && self.is_leader() {
+            self.settle_membership();
+        }
+        self.after_commit();
     }
 
     /// The timers of Figure 2: heartbeats and election timeouts.
@@ -504,6 +574,7 @@ impl Raft {
     /// Handles a message from another node. Every request produces exactly one reply in the
     /// next [`Ready`]'s `replies`, in the order requests were stepped.
     pub fn step(&mut self, env: Envelope) {
+        let was_leader = self.is_leader();
         let from = env.from;
         let ack = match &env.msg {
             Message::AppendEntriesReply(r) => Some((r.term, r.round)),
@@ -536,6 +607,7 @@ impl Raft {
             }
         }
         self.after_step(from, ack);
+        self.after_input(was_leader);
     }
 
     /// The extensions' messages: the term rule of Figure 2 (except for a PreVote, which asks
@@ -614,14 +686,12 @@ impl Raft {
             // Thesis 3.10: the leader stops accepting proposals while it hands over.
             return Err(NotLeader { leader: Some(t.to) });
         }
-        let index = self.log.append(Entry {
-            term: self.term,
-            command,
-        });
+        let index = self.log.append(Entry::new(self.term, command));
         self.state_dirty = true;
         self.broadcast_pending = true;
         // A single-node cluster commits on its own.
         self.maybe_commit();
+        self.after_commit();
         Ok((index, self.term))
     }
 
@@ -653,6 +723,7 @@ impl Raft {
             snapshot,
             snapshot_index: log.snapshot_index(),
             snapshot_term: log.snapshot_term(),
+            snapshot_membership: log.snapshot_membership(),
             log,
         });
         Ready {
@@ -674,11 +745,7 @@ impl Raft {
                 // Cannot happen: the snapshot never goes past `applied`.
                 break;
             };
-            self.apply.push(Apply::Command {
-                index,
-                term: entry.term,
-                command: entry.command.clone(),
-            });
+            self.apply.push(Apply::entry(index, entry));
             self.applied = index;
         }
         // SOLUTION END

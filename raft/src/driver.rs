@@ -17,6 +17,7 @@ use tracing::error;
 
 use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
 use crate::events::{Contact, Event, Events, Subscription};
+use crate::membership::{ConfChange, ConfChangeError};
 use crate::message::Envelope;
 use crate::observe::Observer;
 use crate::persist::{PersistError, Storage};
@@ -85,6 +86,10 @@ enum Input {
     Compact(LogIndex, Vec<u8>),
     Read(oneshot::Sender<Result<LogIndex, NotLeader>>),
     Transfer(NodeId, oneshot::Sender<Result<(), TransferError>>),
+    ChangeMembership(
+        ConfChange,
+        oneshot::Sender<Result<(LogIndex, Term), ConfChangeError>>,
+    ),
     Subscribe(mpsc::Sender<Event>, Arc<AtomicU64>),
     /// A call to this peer failed (no reply).
     Unreachable(NodeId),
@@ -233,6 +238,21 @@ impl Node {
     pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), TransferError> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Input::Transfer(to, tx)).is_err() {
+            return Err(NotLeader { leader: None }.into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(NotLeader { leader: None }.into()))
+    }
+
+    /// Asks this node, as leader, to change the cluster's configuration (see
+    /// [`crate::membership`] for the rules). Returns the configuration entry's index and term;
+    /// it is in force at once and committed like any entry.
+    pub async fn change_membership(
+        &self,
+        change: ConfChange,
+    ) -> Result<(LogIndex, Term), ConfChangeError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Input::ChangeMembership(change, tx)).is_err() {
             return Err(NotLeader { leader: None }.into());
         }
         rx.await
@@ -406,6 +426,9 @@ impl<T: Transport, S: Storage> Driver<T, S> {
             }
             Input::Transfer(to, tx) => {
                 let _ = tx.send(self.core.transfer_leadership(to));
+            }
+            Input::ChangeMembership(change, tx) => {
+                let _ = tx.send(self.core.change_membership(change));
             }
             Input::Subscribe(tx, dropped) => self.events.subscribe(tx, dropped),
             Input::Unreachable(peer) => {

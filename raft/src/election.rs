@@ -11,11 +11,18 @@ impl Raft {
     /// No word from a leader within the election timeout: start an election, after a round of
     /// pre-votes when that is enabled (see `prevote.rs`).
     pub fn campaign(&mut self) {
+        if !self.is_voter() {
+            // A learner, a removed node or one that has not joined yet never campaigns.
+            self.reset_election_timer();
+            return;
+        }
+        let was_leader = self.is_leader();
         if self.config.features.pre_vote {
             self.pre_campaign();
         } else {
             self.become_candidate();
         }
+        self.after_input(was_leader);
     }
 
     /// Figure 2, "Rules for Servers, Followers": no word from a leader within the election
@@ -38,7 +45,7 @@ impl Raft {
             self.config.id,
             self.term
         );
-        if self.count_votes() >= self.quorum() {
+        if self.has_vote_majority() {
             self.become_leader();
             return;
         }
@@ -120,7 +127,7 @@ impl Raft {
             return;
         }
         self.votes.insert(from, reply.vote_granted);
-        if self.count_votes() >= self.quorum() {
+        if self.has_vote_majority() {
             self.become_leader();
         }
         // SOLUTION END
@@ -128,6 +135,12 @@ impl Raft {
 
     pub(crate) fn count_votes(&self) -> usize {
         self.votes.values().filter(|v| **v).count()
+    }
+
+    /// The votes granted (`self.votes`) make a majority of this node's configuration (of
+    /// both halves while joint; a learner's vote counts for nothing).
+    pub(crate) fn has_vote_majority(&self) -> bool {
+        self.is_quorum(|id| self.votes.get(&id) == Some(&true))
     }
 
     /// Section 5.2: a candidate with votes from a majority becomes leader and immediately sends
@@ -157,12 +170,11 @@ impl Raft {
             node = self.config.id.0,
             term = self.term.0,
             votes = self.count_votes(),
-            peers = self.config.peers.len(),
-            "node {} is leader of term {} ({} of {} votes)",
+            "node {} is leader of term {} ({} votes, configuration {})",
             self.config.id,
             self.term,
             self.count_votes(),
-            self.config.peers.len()
+            self.membership()
         );
         self.broadcast_append(true);
         // SOLUTION END

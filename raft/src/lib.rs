@@ -62,6 +62,7 @@ pub mod driver;
 pub mod election;
 pub mod events;
 pub mod log;
+pub mod membership;
 pub mod message;
 pub mod observe;
 pub mod persist;
@@ -80,6 +81,7 @@ pub use crate::core::{
 pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use events::{Event, Subscription};
 pub use log::Entry;
+pub use membership::{ConfChange, ConfChangeError, EntryKind, Membership};
 pub use message::{Envelope, Message};
 pub use observe::Observer;
 pub use persist::{HardState, PersistError, Storage};

@@ -6,16 +6,39 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::membership::{EntryKind, Membership};
 use crate::types::{LogIndex, Term};
 
-/// One log entry: the term it was created in and the service's opaque command.
+/// One log entry: the term it was created in and the service's opaque command (or, for a
+/// configuration entry, the encoded configuration).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
+    pub kind: EntryKind,
     /// Encoded as one byte string rather than a sequence of numbers: the same bytes on the
     /// wire, decoded with one copy instead of one call per byte.
     #[serde(with = "serde_bytes")]
     pub command: Vec<u8>,
+}
+
+impl Entry {
+    /// A command entry.
+    pub fn new(term: Term, command: Vec<u8>) -> Entry {
+        Entry {
+            term,
+            kind: EntryKind::Command,
+            command,
+        }
+    }
+
+    /// The configuration a configuration entry holds (`None` for commands and for bytes that
+    /// are not a configuration).
+    pub fn membership(&self) -> Option<Membership> {
+        match self.kind {
+            EntryKind::Membership => Membership::decode(&self.command),
+            EntryKind::Command => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -33,6 +56,11 @@ pub struct RaftLog {
     /// The lowest index changed (appended, overwritten or dropped) since the last
     /// [`RaftLog::take_dirty`]: storage that keeps the log incrementally rewrites from there.
     dirty_from: Option<LogIndex>,
+    /// The configuration as of the snapshot's last entry (`None`: the bootstrap one).
+    snapshot_membership: Option<Membership>,
+    /// The configuration entries after the snapshot, in log order (thesis 4.1: a node uses the
+    /// latest one, committed or not).
+    changes: Vec<(LogIndex, Membership)>,
 }
 
 /// Two logs are equal when they hold the same entries after the same snapshot point; the
@@ -42,6 +70,7 @@ impl PartialEq for RaftLog {
         self.snapshot_index == other.snapshot_index
             && self.snapshot_term == other.snapshot_term
             && self.entries == other.entries
+            && self.snapshot_membership == other.snapshot_membership
     }
 }
 
@@ -53,6 +82,7 @@ impl std::hash::Hash for RaftLog {
         self.snapshot_index.hash(state);
         self.snapshot_term.hash(state);
         self.entries.hash(state);
+        self.snapshot_membership.hash(state);
     }
 }
 
@@ -77,6 +107,8 @@ impl RaftLog {
             encoded: Vec::new(),
             starts: Vec::new(),
             dirty_from: None,
+            snapshot_membership: None,
+            changes: Vec::new(),
         };
         for e in entries {
             log.append(e);
@@ -84,6 +116,40 @@ impl RaftLog {
         // A log rebuilt from storage has nothing storage does not already hold.
         log.dirty_from = None;
         log
+    }
+
+    /// The same log with the configuration its snapshot covers (restoring from storage).
+    pub fn with_snapshot_membership(mut self, membership: Option<Membership>) -> Self {
+        self.snapshot_membership = membership;
+        self
+    }
+
+    /// The configuration as of the snapshot (`None`: the bootstrap configuration).
+    pub fn snapshot_membership(&self) -> Option<&Membership> {
+        self.snapshot_membership.as_ref()
+    }
+
+    /// The latest configuration in the log or, without one, the snapshot's.
+    pub fn membership(&self) -> Option<&Membership> {
+        self.changes
+            .last()
+            .map(|(_, m)| m)
+            .or(self.snapshot_membership.as_ref())
+    }
+
+    /// The index of the latest configuration entry; the snapshot's index (or 0) when the
+    /// configuration comes from the snapshot or the bootstrap.
+    pub fn membership_index(&self) -> LogIndex {
+        match self.changes.last() {
+            Some((i, _)) => *i,
+            None if self.snapshot_membership.is_some() => self.snapshot_index,
+            None => LogIndex(0),
+        }
+    }
+
+    /// The configuration entries after the snapshot.
+    pub fn membership_changes(&self) -> &[(LogIndex, Membership)] {
+        &self.changes
     }
 
     fn mark_dirty(&mut self, from: LogIndex) {
@@ -158,7 +224,11 @@ impl RaftLog {
         self.mark_dirty(self.last_index().next());
         self.starts.push(self.encoded.len());
         self.encoded = encode_entry(&entry, std::mem::take(&mut self.encoded));
+        let membership = entry.membership();
         self.entries.push(entry);
+        if let Some(m) = membership {
+            self.changes.push((self.last_index(), m));
+        }
         self.last_index()
     }
 
@@ -173,6 +243,8 @@ impl RaftLog {
             self.entries.truncate(k);
             self.encoded.truncate(self.starts[k]);
             self.starts.truncate(k);
+            // A truncated configuration entry no longer counts (thesis 4.1).
+            self.changes.retain(|(i, _)| *i < from);
         }
     }
 
@@ -219,10 +291,18 @@ impl RaftLog {
             for s in &mut self.starts {
                 *s -= cut;
             }
+            // The configuration as of `index` now belongs to the snapshot.
+            let covered = self.changes.partition_point(|(i, _)| *i <= index);
+            if let Some((_, m)) = self.changes.drain(..covered).last() {
+                self.snapshot_membership = Some(m);
+            }
         } else {
             self.entries.clear();
             self.encoded.clear();
             self.starts.clear();
+            // The log's configurations were of another history; the snapshot's is set by
+            // `install_snapshot`.
+            self.changes.clear();
             // Nothing after the snapshot survives: storage must drop its suffix too.
             self.mark_dirty(index.next());
         }
@@ -233,6 +313,18 @@ impl RaftLog {
         self.snapshot_index = index;
         self.snapshot_term = term;
     }
+
+    /// Installs a snapshot received from the leader (Figure 13): compacts through `index` as
+    /// [`RaftLog::compact`] does, and takes the configuration the snapshot covers.
+    pub fn install_snapshot(&mut self, index: LogIndex, term: Term, membership: Option<Membership>) {
+        if index <= self.snapshot_index {
+            return;
+        }
+        self.compact(index, term);
+        if membership.is_some() {
+            self.snapshot_membership = membership;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -242,10 +334,7 @@ mod tests {
     fn log(terms: &[u64]) -> RaftLog {
         let mut l = RaftLog::new();
         for t in terms {
-            l.append(Entry {
-                term: Term(*t),
-                command: vec![],
-            });
+            l.append(Entry::new(Term(*t), vec![]));
         }
         l
     }
@@ -298,15 +387,9 @@ mod tests {
         assert_eq!(l.take_dirty(), Some(LogIndex(1)));
         assert_eq!(l.take_dirty(), None);
         l.truncate_from(LogIndex(3));
-        l.append(Entry {
-            term: Term(2),
-            command: vec![],
-        });
+        l.append(Entry::new(Term(2), vec![]));
         assert_eq!(l.take_dirty(), Some(LogIndex(3)));
-        l.append(Entry {
-            term: Term(2),
-            command: vec![],
-        });
+        l.append(Entry::new(Term(2), vec![]));
         l.compact(LogIndex(2), Term(1));
         assert_eq!(
             l.take_dirty(),
@@ -317,6 +400,46 @@ mod tests {
         assert_eq!(l.take_dirty(), Some(LogIndex(10)), "the suffix is gone");
         let restored = RaftLog::from_parts(LogIndex(9), Term(5), vec![]);
         assert_eq!(restored.dirty_from, None);
+    }
+
+    fn conf(voters: &[u64]) -> Entry {
+        Entry {
+            term: Term(1),
+            kind: EntryKind::Membership,
+            command: Membership::voters(voters.iter().map(|v| crate::types::NodeId(*v))).encode(),
+        }
+    }
+
+    #[test]
+    fn configuration_takes_effect_on_append_and_reverts_on_truncation_4_1() {
+        let mut l = log(&[1]);
+        assert_eq!(l.membership(), None, "bootstrap");
+        l.append(conf(&[0, 1]));
+        l.append(conf(&[0, 1, 2]));
+        assert_eq!(l.membership_index(), LogIndex(3));
+        assert_eq!(l.membership().map(|m| m.voters.len()), Some(3));
+        l.truncate_from(LogIndex(3));
+        assert_eq!(l.membership_index(), LogIndex(2));
+        assert_eq!(l.membership().map(|m| m.voters.len()), Some(2));
+    }
+
+    #[test]
+    fn snapshot_carries_the_configuration_it_covers() {
+        let mut l = log(&[1]);
+        l.append(conf(&[0, 1]));
+        l.append(Entry::new(Term(1), vec![]));
+        l.append(conf(&[0, 1, 2]));
+        l.compact(LogIndex(3), Term(1));
+        assert_eq!(l.snapshot_membership().map(|m| m.voters.len()), Some(2));
+        assert_eq!(l.membership().map(|m| m.voters.len()), Some(3));
+        l.compact(LogIndex(4), Term(1));
+        assert_eq!(l.membership_index(), LogIndex(4));
+        assert!(l.membership_changes().is_empty());
+        // A snapshot from the leader of another history brings its own configuration.
+        l.install_snapshot(LogIndex(9), Term(3), Some(Membership::voters([crate::types::NodeId(7)])));
+        assert_eq!(l.membership().map(|m| m.voters.len()), Some(1));
+        let restored = RaftLog::from_parts(LogIndex(0), Term(0), vec![conf(&[4])]);
+        assert_eq!(restored.membership_index(), LogIndex(1));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::log::Entry;
+use crate::membership::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A message with its sender and receiver.
@@ -136,6 +137,9 @@ pub struct InstallSnapshot {
     pub term: Term,
     pub last_included_index: LogIndex,
     pub last_included_term: Term,
+    /// The configuration as of `last_included_index` (thesis 4: the snapshot carries it);
+    /// `None` while the cluster still runs its bootstrap configuration.
+    pub membership: Option<Membership>,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }

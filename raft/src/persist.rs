@@ -6,15 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
+use crate::membership::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// The fixed-size part of the persistent state; the entries follow it.
 #[derive(Serialize)]
-struct Header {
+struct Header<'a> {
     term: Term,
     voted_for: Option<NodeId>,
     snapshot_index: LogIndex,
     snapshot_term: Term,
+    snapshot_membership: Option<&'a Membership>,
     entries: usize,
 }
 
@@ -26,6 +28,7 @@ struct StateOwned {
     voted_for: Option<NodeId>,
     snapshot_index: LogIndex,
     snapshot_term: Term,
+    snapshot_membership: Option<Membership>,
     entries: Vec<Entry>,
 }
 
@@ -53,6 +56,7 @@ pub(crate) fn encode(term: Term, voted_for: Option<NodeId>, log: &RaftLog) -> Ve
         voted_for,
         snapshot_index: log.snapshot_index(),
         snapshot_term: log.snapshot_term(),
+        snapshot_membership: log.snapshot_membership(),
         entries: log.entries().len(),
     };
     let body = log.encoded_entries();
@@ -90,7 +94,8 @@ pub fn decode(bytes: &[u8]) -> Result<HardState, PersistError> {
     Ok(HardState {
         term: s.term,
         voted_for: s.voted_for,
-        log: RaftLog::from_parts(s.snapshot_index, s.snapshot_term, s.entries),
+        log: RaftLog::from_parts(s.snapshot_index, s.snapshot_term, s.entries)
+            .with_snapshot_membership(s.snapshot_membership),
     })
 }
 
@@ -130,6 +135,7 @@ mod tests {
         voted_for: Option<NodeId>,
         snapshot_index: LogIndex,
         snapshot_term: Term,
+        snapshot_membership: Option<Membership>,
         entries: &'a [Entry],
     }
 
@@ -138,22 +144,17 @@ mod tests {
     fn incremental_encoding_matches_serde() {
         let mut log = RaftLog::new();
         for i in 0..300u64 {
-            log.append(Entry {
-                term: Term(i / 7 + 1),
-                command: vec![i as u8; (i % 13) as usize],
-            });
+            log.append(Entry::new(Term(i / 7 + 1), vec![i as u8; (i % 13) as usize]));
         }
         log.truncate_from(LogIndex(250));
         log.compact(LogIndex(100), Term(15));
-        log.append(Entry {
-            term: Term(99),
-            command: b"after".to_vec(),
-        });
+        log.append(Entry::new(Term(99), b"after".to_vec()));
         let whole = Whole {
             term: Term(99),
             voted_for: None,
             snapshot_index: log.snapshot_index(),
             snapshot_term: log.snapshot_term(),
+            snapshot_membership: None,
             entries: log.entries(),
         };
         let expected = postcard::to_stdvec(&whole).expect("encode");
@@ -164,10 +165,7 @@ mod tests {
     #[test]
     fn round_trip_and_corruption_is_an_error() {
         let mut log = RaftLog::from_parts(LogIndex(5), Term(2), vec![]);
-        log.append(Entry {
-            term: Term(3),
-            command: b"x".to_vec(),
-        });
+        log.append(Entry::new(Term(3), b"x".to_vec()));
         let bytes = encode(Term(3), Some(NodeId(1)), &log);
         let hs = decode(&bytes).expect("round trip");
         assert_eq!(hs.term, Term(3));
@@ -185,10 +183,7 @@ mod tests {
         // Decoded whole, this used to build a log whose last index + 1 overflowed.
         for (index, n) in [(u64::MAX, 1usize), (u64::MAX - 1, 1), (u64::MAX - 2, 2)] {
             let entries = vec![
-                Entry {
-                    term: Term(1),
-                    command: vec![],
-                };
+                Entry::new(Term(1), vec![]);
                 n
             ];
             let whole = Whole {
@@ -196,6 +191,7 @@ mod tests {
                 voted_for: None,
                 snapshot_index: LogIndex(index),
                 snapshot_term: Term(1),
+            snapshot_membership: None,
                 entries: &entries,
             };
             let bytes = postcard::to_stdvec(&whole).expect("encode");
@@ -210,6 +206,7 @@ mod tests {
             voted_for: None,
             snapshot_index: LogIndex(u64::MAX - 1),
             snapshot_term: Term(1),
+            snapshot_membership: None,
             entries: &[],
         };
         let bytes = postcard::to_stdvec(&whole).expect("encode");
@@ -260,10 +257,7 @@ mod tests {
                 for c in changes {
                     match c {
                         Change::Append(t, command) => {
-                            log.append(Entry {
-                                term: Term(t),
-                                command,
-                            });
+                            log.append(Entry::new(Term(t), command));
                         }
                         Change::TruncateFrom(i) => {
                             let from = LogIndex(log.snapshot_index().0 + 1 + i);
@@ -301,6 +295,7 @@ mod tests {
                     voted_for,
                     snapshot_index: log.snapshot_index(),
                     snapshot_term: log.snapshot_term(),
+            snapshot_membership: None,
                     entries: log.entries(),
                 };
                 prop_assert_eq!(bytes, postcard::to_stdvec(&whole).expect("encode"));

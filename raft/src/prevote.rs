@@ -47,7 +47,7 @@ impl Raft {
             self.config.id,
             self.term.next()
         );
-        if self.count_votes() >= self.quorum() {
+        if self.has_vote_majority() {
             self.become_candidate();
             return;
         }
@@ -115,7 +115,7 @@ impl Raft {
             return;
         }
         self.votes.insert(from, reply.vote_granted);
-        if self.count_votes() >= self.quorum() {
+        if self.has_vote_majority() {
             self.become_candidate();
         }
         // SOLUTION END

@@ -137,7 +137,8 @@ impl Raft {
         }
         let ids = std::mem::take(&mut self.reads.waiting);
         let index = self.commit;
-        if self.quorum() == 1 || planted!(ReadWithoutConfirmation) {
+        let me = self.config.id;
+        if self.is_quorum(|id| id == me) || planted!(ReadWithoutConfirmation) {
             self.reads.done.extend(ids.into_iter().map(|id| ReadState {
                 id,
                 index: Ok(index),
@@ -156,8 +157,10 @@ impl Raft {
     pub(crate) fn confirm_reads(&mut self) {
         // SOLUTION BEGIN: confirm_reads: while the oldest round in self.reads.rounds is acknowledged (self.reads.acked: a follower's latest round) by a majority counting yourself, answer its reads with its index
         while let Some(r) = self.reads.rounds.front() {
-            let acks = 1 + self.reads.acked.values().filter(|a| **a >= r.round).count();
-            if acks < self.quorum() {
+            let (me, acked) = (self.config.id, &self.reads.acked);
+            let confirmed =
+                self.is_quorum(|id| id == me || acked.get(&id).is_some_and(|a| *a >= r.round));
+            if !confirmed {
                 break;
             }
             let Some(r) = self.reads.rounds.pop_front() else {
@@ -192,10 +195,14 @@ impl Raft {
             return;
         }
         // The round a majority (this node included) has acknowledged.
-        let mut acked: Vec<u64> = self.reads.acked.values().copied().collect();
-        acked.push(u64::MAX);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&majority) = acked.get(self.quorum() - 1) else {
+        let (me, acked) = (self.config.id, &self.reads.acked);
+        let Some(majority) = self.membership().quorum_value(|id| {
+            if id == me {
+                u64::MAX
+            } else {
+                acked.get(&id).copied().unwrap_or(0)
+            }
+        }) else {
             return;
         };
         let lease = (f64::from(self.config.election_ticks) * (1.0 - LEASE_DRIFT)) as u64;

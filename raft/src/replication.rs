@@ -272,15 +272,24 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.matched).collect();
-        matched.push(self.log.last_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum = if planted!(CommitWithoutMajority) {
-            (self.quorum() - 1).max(1)
-        } else {
-            self.quorum()
+        // The highest index a majority of the configuration (of both halves while joint)
+        // stores; the leader counts itself only if it is a voter.
+        let (me, last) = (self.config.id, self.log.last_index());
+        let stored = |id: NodeId| {
+            if id == me {
+                last
+            } else {
+                self.progress.get(&id).map_or(LogIndex(0), |p| p.matched)
+            }
         };
-        let n = matched[quorum - 1];
+        let n = if planted!(CommitWithoutMajority) {
+            // One short of a majority.
+            let mut matched: Vec<LogIndex> = self.membership().voters.iter().map(|id| stored(*id)).collect();
+            matched.sort_unstable_by(|a, b| b.cmp(a));
+            matched.get((matched.len() / 2).saturating_sub(1)).copied().unwrap_or_default()
+        } else {
+            self.membership().quorum_value(stored).unwrap_or_default()
+        };
         let own_term = self.log.term_at(n) == Some(self.term) || planted!(CommitOldTerm);
         if n > self.commit && own_term {
             self.advance_commit(n);

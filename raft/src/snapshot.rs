@@ -50,6 +50,7 @@ impl Raft {
             term: self.term,
             last_included_index: self.log.snapshot_index(),
             last_included_term: self.log.snapshot_term(),
+            membership: self.log.snapshot_membership().cloned(),
             data: self.snapshot.as_ref().clone(),
         };
         self.send(peer, Message::InstallSnapshot(req));
@@ -82,8 +83,12 @@ impl Raft {
         if req.last_included_index > self.commit || planted!(SnapshotRollsBack) {
             // 6-7. Keep the log entries after the snapshot if the log has its last entry;
             //      otherwise discard the entire log.
-            self.log
-                .compact(req.last_included_index, req.last_included_term);
+            // The snapshot's configuration comes with it (thesis chapter 4).
+            self.log.install_snapshot(
+                req.last_included_index,
+                req.last_included_term,
+                req.membership.clone(),
+            );
             self.snapshot = Arc::new(req.data);
             self.state_dirty = true;
             self.snapshot_dirty = !planted!(SnapshotNotPersisted);

@@ -55,7 +55,7 @@ impl Raft {
         if to == self.config.id {
             return Err(TransferError::AlreadyLeader(to));
         }
-        if !self.progress.contains_key(&to) {
+        if !self.progress.contains_key(&to) || !self.membership().is_voter(to) {
             return Err(TransferError::UnknownPeer(to));
         }
         if let Some(t) = &self.transfer {

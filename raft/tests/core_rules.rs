@@ -41,10 +41,7 @@ fn entries(terms: &[u64]) -> Vec<Entry> {
     terms
         .iter()
         .enumerate()
-        .map(|(k, t)| Entry {
-            term: Term(*t),
-            command: format!("c{}", k + 1).into_bytes(),
-        })
+        .map(|(k, t)| Entry::new(Term(*t), format!("c{}", k + 1).into_bytes()))
         .collect()
 }
 
@@ -152,7 +149,7 @@ fn applied_commands(apply: &[Apply]) -> Vec<(u64, u64, String)> {
                 term.0,
                 String::from_utf8(command.clone()).expect("utf8"),
             ),
-            Apply::Snapshot { .. } => panic!("unexpected snapshot {a:?}"),
+            Apply::Snapshot { .. } | Apply::Membership { .. } => panic!("unexpected {a:?}"),
         })
         .collect()
 }
@@ -578,10 +575,7 @@ fn leader_does_not_count_replicas_of_old_term_entries_fig8_5_4_2() {
                     ae_entries(
                         3,
                         (2, 2),
-                        vec![Entry {
-                            term: Term(3),
-                            command: b"x".to_vec(),
-                        }],
+                        vec![Entry::new(Term(3), b"x".to_vec())],
                         0,
                     ),
                 )
@@ -663,6 +657,7 @@ fn every_request_gets_exactly_one_reply_in_order() {
             term: Term(1),
             last_included_index: LogIndex(0),
             last_included_term: Term(0),
+            membership: None,
             data: vec![],
         }),
     ));
@@ -825,6 +820,7 @@ fn leader_sends_snapshot_when_follower_needs_compacted_entries_7() {
                     term: Term(1),
                     last_included_index: LogIndex(2),
                     last_included_term: Term(1),
+                    membership: None,
                     data: b"snap2".to_vec(),
                 })
             )
@@ -849,10 +845,7 @@ fn leader_sends_snapshot_when_follower_needs_compacted_entries_7() {
             ae_entries(
                 1,
                 (2, 1),
-                vec![Entry {
-                    term: Term(1),
-                    command: b"c3".to_vec()
-                }],
+                vec![Entry::new(Term(1), b"c3".to_vec())],
                 3
             )
         )]
@@ -866,6 +859,7 @@ fn install_snapshot_replaces_log_and_applies_snapshot_7() {
             term: Term(2),
             last_included_index: LogIndex(index),
             last_included_term: Term(term),
+            membership: None,
             data: data.to_vec(),
         })
     };
@@ -926,6 +920,7 @@ fn snapshot_older_than_commit_is_not_installed_7() {
             term: Term(1),
             last_included_index: LogIndex(2),
             last_included_term: Term(1),
+            membership: None,
             data: b"old".to_vec(),
         }),
     ));

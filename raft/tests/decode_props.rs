@@ -230,7 +230,7 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (term(), bytes(24)).prop_map(|(term, command)| Entry { term, command })
+    (term(), bytes(24)).prop_map(|(term, command)| Entry::new(term, command))
 }
 
 fn request_vote() -> impl Strategy<Value = RequestVote> {
@@ -291,6 +291,9 @@ fn message() -> impl Strategy<Value = Message> {
                 term,
                 last_included_index: i,
                 last_included_term: t,
+                // Some snapshots carry a configuration, so it is round-tripped too.
+                membership: (i.0 % 2 == 0)
+                    .then(|| raft::Membership::voters([raft::NodeId(t.0 % 7), raft::NodeId(i.0 % 5)])),
                 data,
             })
         }),
@@ -330,7 +333,9 @@ fn hard_state() -> impl Strategy<Value = HardState> {
             HardState {
                 term,
                 voted_for,
-                log: RaftLog::from_parts(LogIndex(base), base_term, entries),
+                log: RaftLog::from_parts(LogIndex(base), base_term, entries).with_snapshot_membership(
+                    (base % 3 == 0).then(|| raft::Membership::voters([NodeId(base % 5), NodeId(1)])),
+                ),
             }
         })
 }
@@ -343,6 +348,7 @@ struct Layout<'a> {
     voted_for: Option<NodeId>,
     snapshot_index: LogIndex,
     snapshot_term: Term,
+    snapshot_membership: Option<&'a raft::Membership>,
     entries: &'a [Entry],
 }
 
@@ -352,6 +358,7 @@ fn layout(hs: &HardState) -> Vec<u8> {
         voted_for: hs.voted_for,
         snapshot_index: hs.log.snapshot_index(),
         snapshot_term: hs.log.snapshot_term(),
+        snapshot_membership: hs.log.snapshot_membership(),
         entries: hs.log.entries(),
     })
     .expect("encode")
@@ -422,6 +429,7 @@ proptest! {
             voted_for: None,
             snapshot_index: LogIndex(base),
             snapshot_term: term,
+            snapshot_membership: None,
             entries: &entries,
         })
         .expect("encode");
@@ -476,15 +484,13 @@ fn an_entry_count_of_u64_max_is_corrupt_without_allocating() {
 #[test]
 fn regression_a_log_past_the_largest_index_is_corrupt() {
     // A snapshot through u64::MAX followed by one entry: the log's next index overflows.
-    let entries = [Entry {
-        term: Term(1),
-        command: vec![],
-    }];
+    let entries = [Entry::new(Term(1), vec![])];
     let bytes = postcard::to_stdvec(&Layout {
         term: Term(1),
         voted_for: None,
         snapshot_index: LogIndex(u64::MAX),
         snapshot_term: Term(1),
+        snapshot_membership: None,
         entries: &entries,
     })
     .expect("encode");

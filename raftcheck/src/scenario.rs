@@ -805,6 +805,9 @@ impl Cluster {
                 service.commands.push(command.clone());
                 Applied::Command(index, command)
             }
+            Apply::Membership {
+                index, membership, ..
+            } => Applied::Command(index, format!("config {membership}")),
             Apply::Snapshot { index, term, data } => {
                 *service = Service::from_snapshot(&data);
                 Applied::Snapshot(format!(
@@ -855,10 +858,7 @@ impl Cluster {
         let entries = terms
             .iter()
             .enumerate()
-            .map(|(k, t)| Entry {
-                term: Term(*t),
-                command: format!("i{}t{}", k + 1, t).into_bytes(),
-            })
+            .map(|(k, t)| Entry::new(Term(*t), format!("i{}t{}", k + 1, t).into_bytes()))
             .collect();
         let env = Envelope {
             from: NodeId(SETUP),

@@ -405,6 +405,14 @@ fn apply<M: StateMachine>(inner: &Inner<M>, msg: Apply) {
             // Otherwise another leader's entry committed at that index: dropping the waiter's
             // sender tells its submitter the command lost its place.
         }
+        Apply::Membership { index, term, .. } => {
+            // Raft's own entry: the machine skips it; a submitter waiting there lost its place.
+            if index.0 > st.last_applied {
+                st.last_applied = index.0;
+                st.last_applied_term = term.0;
+                st.waiters.remove(&index.0);
+            }
+        }
         Apply::Snapshot { index, term, data } => {
             if index.0 <= st.last_applied {
                 return;

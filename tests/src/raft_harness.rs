@@ -35,6 +35,8 @@ pub const TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
 pub enum Cmd {
     Int(i64),
     Str(String),
+    /// A configuration entry (Raft's own), as `Membership` displays it.
+    Config(String),
 }
 
 impl From<i64> for Cmd {
@@ -47,6 +49,7 @@ impl std::fmt::Display for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cmd::Int(v) => write!(f, "{v}"),
+            Cmd::Config(c) => write!(f, "config {c}"),
             Cmd::Str(s) if s.len() > 16 => write!(f, "{:?}..({} bytes)", &s[..16], s.len()),
             Cmd::Str(s) => write!(f, "{s:?}"),
         }
@@ -628,14 +631,18 @@ async fn applier(
                     err = st.ingest_snap(i, &data, Some(index.0));
                 }
             }
-            Apply::Command { index, command, .. } => {
-                let index = index.0;
-                let cmd: Cmd = match postcard::from_bytes(&command) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        st.apply_err[i] = Some(format!("server {i} applied garbage: {e}"));
-                        continue;
-                    }
+            Apply::Command { .. } | Apply::Membership { .. } => {
+                let index = m.index().0;
+                let cmd: Cmd = match m {
+                    Apply::Membership { membership, .. } => Cmd::Config(membership.to_string()),
+                    Apply::Command { command, .. } => match postcard::from_bytes(&command) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            st.apply_err[i] = Some(format!("server {i} applied garbage: {e}"));
+                            continue;
+                        }
+                    },
+                    Apply::Snapshot { .. } => continue,
                 };
                 if snapshot && index != st.last_applied[i] + 1 {
                     err = Some(format!(

@@ -1,0 +1,497 @@
+//! Cluster membership changes (thesis chapter 4): configurations in the log, single-server
+//! changes (4.1), learners (4.2.1), removing the leader (4.2.2) and joint consensus (4.3).
+//!
+//! # When a configuration takes effect
+//! A server uses the latest configuration in its log, committed or not, from the moment the
+//! entry is appended (thesis 4.1, hashicorp/raft). The alternative (etcd: on apply) delays the
+//! change by a commit round and makes the leader count with a configuration other than the one
+//! its log says; taking effect on append keeps one rule everywhere: the configuration of a
+//! log is a function of the log. A truncated configuration entry therefore reverts the node to
+//! the one before it, a snapshot carries the configuration it covers (`RaftLog` keeps it beside
+//! the snapshot's index and term; `InstallSnapshot` sends it), and a restarted node recovers it
+//! from its log and snapshot. Before any configuration is in the log or a snapshot, the
+//! bootstrap configuration is `Config::peers` (all voters).
+//!
+//! # The rules the leader enforces (`Raft::change_membership`)
+//! - An entry of its own term has committed (otherwise a change of the previous leader may
+//!   still be uncommitted in a log it has not seen: the single-server bug Ongaro reported on
+//!   raft-dev in 2015). A leader without one appends an empty no-op so a retry can succeed.
+//! - No other configuration entry is uncommitted (one change at a time).
+//! - A single-server change adds or removes at most one voter; any two majorities of
+//!   configurations differing by one voter intersect (thesis 4.1).
+//! - Several voters at once go through a joint configuration (voters = new, outgoing = old):
+//!   decisions need a majority of both. Once the joint entry commits, the leader appends the
+//!   final configuration by itself; a new leader that finds itself in a joint configuration
+//!   appends a no-op, commits the joint entry through it, and leaves likewise.
+//! - A new voter must have caught up to within `Config::promotion_lag` entries (add it as a
+//!   learner first): an empty new voter would make commits wait for it (thesis 4.2.1).
+//! - A leader that is not a voter of its latest configuration does not count itself in
+//!   majorities; once that configuration commits it steps down (thesis 4.2.2).
+//! - Only voters start elections; learners answer vote requests like anyone (a candidate that
+//!   still sees them as voters needs their answer: etcd #10998) but their votes count only
+//!   where the candidate's configuration makes them voters.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::core::{NotLeader, Raft, Role};
+use crate::log::Entry;
+use crate::types::{LogIndex, NodeId, Term};
+
+/// A cluster configuration: who votes and who only receives the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// The voters (of the new configuration, while joint).
+    pub voters: BTreeSet<NodeId>,
+    /// While joint (thesis 4.3): the old configuration's voters. Empty otherwise.
+    pub outgoing: BTreeSet<NodeId>,
+    /// Non-voting members: they receive entries and snapshots and never count in a majority.
+    pub learners: BTreeSet<NodeId>,
+}
+
+impl Membership {
+    /// A configuration of voters only.
+    pub fn voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
+        Membership {
+            voters: voters.into_iter().collect(),
+            ..Membership::default()
+        }
+    }
+
+    /// In a joint configuration (old and new voters both decide).
+    pub fn is_joint(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// A voter of either half of the configuration.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.outgoing.contains(&id)
+    }
+
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id) && !self.is_voter(id)
+    }
+
+    /// Voters, outgoing voters and learners, each once, in order.
+    pub fn members(&self) -> BTreeSet<NodeId> {
+        let mut all = self.voters.clone();
+        all.extend(self.outgoing.iter().copied());
+        all.extend(self.learners.iter().copied());
+        all
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.learners.contains(&id)
+    }
+
+    /// Whether the nodes for which `yes` holds form a majority of the voters (of both halves,
+    /// while joint). A configuration without voters has no majority.
+    pub fn is_quorum(&self, yes: impl Fn(NodeId) -> bool) -> bool {
+        let majority = |set: &BTreeSet<NodeId>| {
+            !set.is_empty() && set.iter().filter(|id| yes(**id)).count() > set.len() / 2
+        };
+        majority(&self.voters) && (self.outgoing.is_empty() || majority(&self.outgoing))
+    }
+
+    /// The highest value that a majority (of both halves, while joint) has reached, for a
+    /// value that only grows, like a follower's match index: the commit rule's N. `None`
+    /// without voters.
+    pub fn quorum_value<T: Ord + Copy>(&self, value: impl Fn(NodeId) -> T) -> Option<T> {
+        let of = |set: &BTreeSet<NodeId>| -> Option<T> {
+            let mut values: Vec<T> = set.iter().map(|id| value(*id)).collect();
+            values.sort_unstable_by(|a, b| b.cmp(a));
+            values.get(set.len() / 2).copied()
+        };
+        let new = of(&self.voters)?;
+        if self.outgoing.is_empty() {
+            return Some(new);
+        }
+        Some(new.min(of(&self.outgoing)?))
+    }
+
+    /// The bytes of a configuration entry.
+    pub fn encode(&self) -> Vec<u8> {
+        // Sets of integers always serialize.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decodes a configuration entry's bytes; `None` if they are not one.
+    pub fn decode(bytes: &[u8]) -> Option<Membership> {
+        let m: Membership = postcard::from_bytes(bytes).ok()?;
+        // A node is a voter or a learner, not both (the encoder never writes that).
+        let overlap = m.learners.iter().any(|l| m.voters.contains(l));
+        (!overlap).then_some(m)
+    }
+
+    /// The configuration after `change`, or why the change is not allowed from this one.
+    pub fn after(&self, change: &ConfChange) -> Result<Membership, ConfChangeError> {
+        if self.is_joint() {
+            return Err(ConfChangeError::Joint);
+        }
+        let mut next = self.clone();
+        match change {
+            ConfChange::AddVoter(id) => {
+                if self.voters.contains(id) {
+                    return Err(ConfChangeError::NoChange(*id));
+                }
+                next.learners.remove(id);
+                next.voters.insert(*id);
+            }
+            ConfChange::AddLearner(id) => {
+                if self.learners.contains(id) {
+                    return Err(ConfChangeError::NoChange(*id));
+                }
+                // A voter becomes a learner: a single-server removal of a voter.
+                next.voters.remove(id);
+                next.learners.insert(*id);
+            }
+            ConfChange::Remove(id) => {
+                if !self.contains(*id) {
+                    return Err(ConfChangeError::NotMember(*id));
+                }
+                next.voters.remove(id);
+                next.learners.remove(id);
+            }
+            ConfChange::Replace { voters, learners } => {
+                if let Some(both) = voters.intersection(learners).next() {
+                    return Err(ConfChangeError::Invalid(format!(
+                        "node {both} cannot be both a voter and a learner"
+                    )));
+                }
+                next.voters = voters.clone();
+                next.learners = learners.clone();
+                if next.voters.symmetric_difference(&self.voters).count() > 1 {
+                    // More than one voter changes: through the joint configuration.
+                    next.outgoing = self.voters.clone();
+                }
+            }
+        }
+        if next.voters.is_empty() {
+            return Err(ConfChangeError::Invalid(
+                "a configuration needs at least one voter".to_owned(),
+            ));
+        }
+        Ok(next)
+    }
+
+    /// The configuration a joint one leaves to (thesis 4.3: C_new).
+    pub fn leave_joint(&self) -> Membership {
+        Membership {
+            voters: self.voters.clone(),
+            outgoing: BTreeSet::new(),
+            learners: self.learners.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |set: &BTreeSet<NodeId>| {
+            set.iter()
+                .map(|id| id.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        write!(f, "voters {{{}}}", list(&self.voters))?;
+        if self.is_joint() {
+            write!(f, " outgoing {{{}}}", list(&self.outgoing))?;
+        }
+        if !self.learners.is_empty() {
+            write!(f, " learners {{{}}}", list(&self.learners))?;
+        }
+        Ok(())
+    }
+}
+
+/// A change a leader is asked to make.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConfChange {
+    /// Make a node a voter: a new node, or a learner's promotion. It must be caught up.
+    AddVoter(NodeId),
+    /// Add a node as a learner, or demote a voter to one.
+    AddLearner(NodeId),
+    /// Remove a voter or a learner (possibly the leader itself).
+    Remove(NodeId),
+    /// Replace the whole configuration; more than one voter changing goes through joint
+    /// consensus (thesis 4.3), left automatically once it commits.
+    Replace {
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    },
+}
+
+/// Why a leader refused a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfChangeError {
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    #[error(
+        "no entry of the leader's term has committed yet (a no-op was appended; retry shortly)"
+    )]
+    NotCommittedInTerm,
+    #[error("the configuration change at index {0} has not committed yet")]
+    InProgress(LogIndex),
+    #[error("the cluster is in a joint configuration; it leaves it by itself once that commits")]
+    Joint,
+    #[error("node {node} is {behind} entries behind the leader (at most {lag} allowed): add it as a learner and wait")]
+    Behind { node: NodeId, behind: u64, lag: u64 },
+    #[error("node {0} already has that role")]
+    NoChange(NodeId),
+    #[error("node {0} is not a member")]
+    NotMember(NodeId),
+    #[error("a leadership transfer is under way")]
+    Transferring,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What kind of entry a log entry is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// The service's command (empty: a no-op the service skips).
+    #[default]
+    Command,
+    /// A configuration (`Membership::encode`); Raft's own, applied as `Apply::Membership`.
+    Membership,
+}
+
+impl Raft {
+    /// The configuration this node acts on: the latest in its log or snapshot.
+    pub fn membership(&self) -> &Membership {
+        self.log.membership().unwrap_or(&self.bootstrap)
+    }
+
+    /// The index of the latest configuration entry (0 for the snapshot's or the bootstrap one).
+    pub(crate) fn membership_index(&self) -> LogIndex {
+        self.log.membership_index()
+    }
+
+    /// Asks the leader to change the configuration (see the module documentation for the
+    /// rules). Returns the index and term of the configuration entry.
+    pub fn change_membership(
+        &mut self,
+        change: ConfChange,
+    ) -> Result<(LogIndex, Term), ConfChangeError> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
+        }
+        if self.transfer.is_some() {
+            return Err(ConfChangeError::Transferring);
+        }
+        let pending = self.membership_index();
+        if pending > self.commit {
+            return Err(ConfChangeError::InProgress(pending));
+        }
+        if self.log.term_at(self.commit) != Some(self.term) {
+            self.append_noop_once();
+            return Err(ConfChangeError::NotCommittedInTerm);
+        }
+        let current = self.membership().clone();
+        let next = current.after(&change)?;
+        let lag = self.config.promotion_lag;
+        let last = self.log.last_index();
+        for id in next.voters.iter().filter(|id| !current.is_voter(**id)) {
+            let matched = if *id == self.config.id {
+                last
+            } else {
+                self.progress.get(id).map_or(LogIndex(0), |p| p.matched)
+            };
+            let behind = last.0.saturating_sub(matched.0);
+            if behind > lag {
+                return Err(ConfChangeError::Behind {
+                    node: *id,
+                    behind,
+                    lag,
+                });
+            }
+        }
+        let at = self.append_membership(next);
+        self.after_commit();
+        Ok(at)
+    }
+
+    /// Appends a configuration entry on the leader; it takes effect at once.
+    fn append_membership(&mut self, next: Membership) -> (LogIndex, Term) {
+        info!(
+            node = self.config.id.0,
+            term = self.term.0,
+            "node {} proposes the configuration {}",
+            self.config.id,
+            next
+        );
+        let index = self.log.append(Entry {
+            term: self.term,
+            kind: EntryKind::Membership,
+            command: next.encode(),
+        });
+        self.state_dirty = true;
+        self.broadcast_pending = true;
+        self.membership_changed();
+        self.maybe_commit();
+        (index, self.term)
+    }
+
+    /// An empty entry of the leader's term, unless one is already uncommitted.
+    pub(crate) fn append_noop_once(&mut self) {
+        if self.log.last_term() == self.term && self.log.last_index() > self.commit {
+            return;
+        }
+        self.log.append(Entry {
+            term: self.term,
+            kind: EntryKind::Command,
+            command: Vec::new(),
+        });
+        self.state_dirty = true;
+        self.broadcast_pending = true;
+        self.maybe_commit();
+    }
+
+    /// The configuration may have changed (an entry appended or truncated, a snapshot): a
+    /// leader starts or stops replicating to the members that came or went.
+    pub(crate) fn membership_changed(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let members = self.membership().members();
+        let me = self.config.id;
+        let next = self.log.last_index().next();
+        self.progress
+            .retain(|id, _| members.contains(id) || *id == me);
+        self.progress.remove(&me);
+        for id in members.into_iter().filter(|id| *id != me) {
+            self.progress
+                .entry(id)
+                .or_insert_with(|| crate::core::Progress {
+                    // Probe from the end of the log, as for a new leader's followers.
+                    next,
+                    matched: LogIndex(0),
+                    inflight: None,
+                });
+        }
+    }
+
+    /// After the commit index moved, on a leader: leave a committed joint configuration, and
+    /// step down once a configuration without this node as a voter has committed.
+    pub(crate) fn after_commit(&mut self) {
+        if self.role != Role::Leader || self.membership_index() > self.commit {
+            return;
+        }
+        let m = self.membership().clone();
+        if m.is_joint() {
+            // Thesis 4.3: C_old,new committed; now C_new alone.
+            self.append_membership(m.leave_joint());
+        } else if !m.is_voter(self.config.id) {
+            info!(
+                node = self.config.id.0,
+                term = self.term.0,
+                "node {} steps down: its removal committed",
+                self.config.id
+            );
+            let term = self.term;
+            self.become_follower(term, None);
+        }
+    }
+
+    /// A new leader in a joint configuration, or with a configuration entry of an earlier
+    /// term uncommitted, commits it through an entry of its own term (and then leaves the
+    /// joint configuration in `after_commit`).
+    pub(crate) fn settle_membership(&mut self) {
+        if self.membership().is_joint() || self.membership_index() > self.commit {
+            self.append_noop_once();
+        }
+    }
+
+    /// The nodes whose `yes` make a majority of this node's configuration. A leader or
+    /// candidate counts itself where `yes` says so, and only if it is a voter.
+    pub(crate) fn is_quorum(&self, yes: impl Fn(NodeId) -> bool) -> bool {
+        self.membership().is_quorum(yes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[u64]) -> BTreeSet<NodeId> {
+        v.iter().map(|i| NodeId(*i)).collect()
+    }
+
+    #[test]
+    fn joint_majority_needs_both_halves_4_3() {
+        let m = Membership {
+            voters: ids(&[3, 4, 5]),
+            outgoing: ids(&[0, 1, 2]),
+            learners: BTreeSet::new(),
+        };
+        assert!(!m.is_quorum(|id| [0, 1, 2].contains(&id.0)), "old only");
+        assert!(!m.is_quorum(|id| [3, 4, 5].contains(&id.0)), "new only");
+        assert!(m.is_quorum(|id| [0, 1, 3, 4].contains(&id.0)));
+        let v = m.quorum_value(|id| LogIndex(id.0 * 10));
+        // New half: 50, 40, 30 -> 40; old half: 20, 10, 0 -> 10.
+        assert_eq!(v, Some(LogIndex(10)));
+    }
+
+    #[test]
+    fn learners_never_count_in_a_majority_4_2_1() {
+        let m = Membership {
+            voters: ids(&[0, 1, 2]),
+            outgoing: BTreeSet::new(),
+            learners: ids(&[3, 4]),
+        };
+        assert!(!m.is_quorum(|id| id.0 >= 2));
+        assert!(m.is_quorum(|id| id.0 <= 1));
+    }
+
+    #[test]
+    fn replacing_more_than_one_voter_goes_through_a_joint_configuration_4_3() {
+        let m = Membership::voters(ids(&[0, 1, 2]));
+        let one = m
+            .after(&ConfChange::Replace {
+                voters: ids(&[0, 1, 2, 3]),
+                learners: BTreeSet::new(),
+            })
+            .unwrap();
+        assert!(!one.is_joint(), "one voter added: a single-server change");
+        let two = m
+            .after(&ConfChange::Replace {
+                voters: ids(&[0, 3, 4]),
+                learners: BTreeSet::new(),
+            })
+            .unwrap();
+        assert_eq!(two.outgoing, ids(&[0, 1, 2]));
+        assert_eq!(two.leave_joint(), Membership::voters(ids(&[0, 3, 4])));
+        assert_eq!(two.after(&ConfChange::AddVoter(NodeId(9))), Err(ConfChangeError::Joint));
+    }
+
+    #[test]
+    fn a_configuration_keeps_a_voter() {
+        let m = Membership::voters(ids(&[0]));
+        assert!(matches!(
+            m.after(&ConfChange::Remove(NodeId(0))),
+            Err(ConfChangeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn configuration_entries_round_trip_and_reject_garbage() {
+        let m = Membership {
+            voters: ids(&[0, 1]),
+            outgoing: ids(&[0, 2]),
+            learners: ids(&[5]),
+        };
+        assert_eq!(Membership::decode(&m.encode()), Some(m));
+        assert_eq!(Membership::decode(&[0xff, 0xff, 0xff]), None);
+        let both = Membership {
+            voters: ids(&[1]),
+            outgoing: BTreeSet::new(),
+            learners: ids(&[1]),
+        };
+        assert_eq!(Membership::decode(&both.encode()), None);
+    }
+}
