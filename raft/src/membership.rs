@@ -354,11 +354,16 @@ impl Raft {
 
     /// The configuration may have changed (an entry appended or truncated, a snapshot): a
     /// leader starts or stops replicating to the members that came or went.
+    /// Members of the previous configuration keep receiving entries until the new one commits,
+    /// so that a removed node usually learns of its removal (and stops campaigning).
     pub(crate) fn membership_changed(&mut self) {
         if self.role != Role::Leader {
             return;
         }
-        let members = self.membership().members();
+        let mut members = self.membership().members();
+        if self.membership_index() > self.commit {
+            members.extend(self.previous_membership().members());
+        }
         let me = self.config.id;
         let next = self.log.last_index().next();
         self.progress
@@ -376,11 +381,26 @@ impl Raft {
         }
     }
 
-    /// After the commit index moved, on a leader: leave a committed joint configuration, and
-    /// step down once a configuration without this node as a voter has committed.
+    /// The configuration before the latest one in the log (the snapshot's, or the bootstrap).
+    fn previous_membership(&self) -> &Membership {
+        let changes = self.log.membership_changes();
+        match changes.len() {
+            0 => &self.bootstrap,
+            1 => self.log.snapshot_membership().unwrap_or(&self.bootstrap),
+            n => &changes[n - 2].1,
+        }
+    }
+
+    /// After the commit index moved, on a leader: stop replicating to members the committed
+    /// configuration removed, leave a committed joint configuration, and step down once a
+    /// configuration without this node as a voter has committed.
     pub(crate) fn after_commit(&mut self) {
         if self.role != Role::Leader || self.membership_index() > self.commit {
             return;
+        }
+        let members = self.membership().members();
+        if self.progress.keys().any(|id| !members.contains(id)) {
+            self.progress.retain(|id, _| members.contains(id));
         }
         let m = self.membership().clone();
         if m.is_joint() {

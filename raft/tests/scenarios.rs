@@ -27,6 +27,8 @@ const SCRIPTS: &[&str] = &[
     "prevote_checkquorum.txt",
     "transfer.txt",
     "read_index.txt",
+    "confchange_single.txt",
+    "confchange_joint.txt",
 ];
 
 #[test]
@@ -77,6 +79,16 @@ fn transfer() {
 #[test]
 fn read_index() {
     run_script("read_index.txt");
+}
+
+#[test]
+fn confchange_single() {
+    run_script("confchange_single.txt");
+}
+
+#[test]
+fn confchange_joint() {
+    run_script("confchange_joint.txt");
 }
 
 #[test]

@@ -15,7 +15,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use raft::message::AppendEntries;
-use raft::{Apply, Config, Entry, Envelope, Features, LogIndex, Message, NodeId, Raft, Role, Term};
+use raft::{
+    Apply, ConfChange, Config, Entry, EntryKind, Envelope, Features, LogIndex, Message, NodeId,
+    Raft, Role, Term,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -204,6 +207,9 @@ pub struct Cluster {
     reads: u64,
     /// Reads asked and not answered: id -> the index committed when it was asked.
     asked: BTreeMap<u64, LogIndex>,
+    /// The bootstrap voters (`nodes N voters=1,2,3`); the other nodes start without a
+    /// configuration and wait to be added. `None`: every node.
+    voters: Option<Vec<u64>>,
 }
 
 /// A hook that sees every save of every node.
@@ -256,11 +262,7 @@ pub fn fmt_msg(env: &Envelope) -> String {
                 m.term,
                 m.prev_log_index,
                 m.prev_log_term,
-                m.entries
-                    .iter()
-                    .map(|e| e.term.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                m.entries.iter().map(fmt_entry).collect::<Vec<_>>().join(" "),
                 m.leader_commit
             ) + &round(m.round)
         }
@@ -289,6 +291,42 @@ pub fn fmt_msg(env: &Envelope) -> String {
         }
     };
     format!("{}->{} {} {}", env.from, env.to, env.msg.kind(), body)
+}
+
+/// An entry as scripts show it: its term, marked `c` for a configuration entry.
+fn fmt_entry(e: &Entry) -> String {
+    match e.kind {
+        EntryKind::Command => e.term.to_string(),
+        EntryKind::Membership => format!("{}c", e.term),
+    }
+}
+
+/// A membership change as scripts write it: `add-voter N`, `add-learner N`, `remove N`,
+/// `replace V,V,.. [learners L,L,..]`.
+fn parse_change(words: &[&str]) -> Result<ConfChange, String> {
+    let ids = |list: &str| -> Result<std::collections::BTreeSet<NodeId>, String> {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| num(s, "node id").map(NodeId))
+            .collect()
+    };
+    match words {
+        ["add-voter", n] => Ok(ConfChange::AddVoter(NodeId(num(n, "node id")?))),
+        ["add-learner", n] => Ok(ConfChange::AddLearner(NodeId(num(n, "node id")?))),
+        ["remove", n] => Ok(ConfChange::Remove(NodeId(num(n, "node id")?))),
+        ["replace", voters] => Ok(ConfChange::Replace {
+            voters: ids(voters)?,
+            learners: Default::default(),
+        }),
+        ["replace", voters, "learners", learners] => Ok(ConfChange::Replace {
+            voters: ids(voters)?,
+            learners: ids(learners)?,
+        }),
+        _ => Err(format!(
+            "conf: expected add-voter N, add-learner N, remove N or replace V,V [learners L,L], got {:?}",
+            words.join(" ")
+        )),
+    }
 }
 
 /// A read round, shown only when there is one (ReadIndex).
@@ -468,14 +506,22 @@ impl Cluster {
             ["nodes", n, options @ ..] => {
                 let n: u64 = num(n, "node count")?;
                 let mut features = Features::default();
+                let mut voters = None;
                 for o in options {
                     match *o {
                         "prevote" => features.pre_vote = true,
                         "checkquorum" => features.check_quorum = true,
                         "lease" => features.lease_reads = true,
+                        o if o.starts_with("voters=") => {
+                            let list: Result<Vec<u64>, String> = o["voters=".len()..]
+                                .split(',')
+                                .map(|v| num(v, "node id"))
+                                .collect();
+                            voters = Some(list?);
+                        }
                         _ => {
                             return Err(format!(
-                                "nodes: unknown option {o:?} (prevote, checkquorum, lease)"
+                                "nodes: unknown option {o:?} (prevote, checkquorum, lease, voters=1,2,..)"
                             ));
                         }
                     }
@@ -486,6 +532,7 @@ impl Cluster {
                 self.quiet = quiet;
                 self.tee = tee;
                 self.features = features;
+                self.voters = voters;
                 self.ids = (1..=n).collect();
                 for id in self.ids.clone() {
                     self.disks.insert(id, Disk::default());
@@ -636,6 +683,21 @@ impl Cluster {
                 }
                 self.flush(id, &mut out);
             }
+            ["conf", id, change @ ..] => {
+                let id = num(id, "node id")?;
+                let change = parse_change(change)?;
+                let r = running(&mut self.nodes, id)?;
+                let result = r.change_membership(change);
+                self.monitor.after_input(r);
+                let words = words[2..].join(" ");
+                match result {
+                    Ok((index, term)) => {
+                        out.push(|| format!("{id}: conf {words} -> index={index} term={term}"))
+                    }
+                    Err(e) => out.push(|| format!("{id}: conf {words} refused: {e}")),
+                }
+                self.flush(id, &mut out);
+            }
             ["read", id] => {
                 let id = num(id, "node id")?;
                 self.reads += 1;
@@ -683,8 +745,13 @@ impl Cluster {
         *boot += 1;
         let boot = *boot;
         let disk = self.disks.get(&id).ok_or_else(|| format!("no node {id}"))?;
-        let config = Config::lab(NodeId(id), self.ids.iter().map(|i| NodeId(*i)).collect())
-            .with(self.features);
+        let peers: Vec<NodeId> = match &self.voters {
+            None => self.ids.iter().map(|i| NodeId(*i)).collect(),
+            Some(v) if v.contains(&id) => v.iter().map(|i| NodeId(*i)).collect(),
+            // Not in the bootstrap configuration: it joins when a leader adds it.
+            Some(_) => Vec::new(),
+        };
+        let config = Config::lab(NodeId(id), peers).with(self.features);
         let r = Raft::new(
             config,
             &disk.raft_state,
@@ -805,9 +872,11 @@ impl Cluster {
                 service.commands.push(command.clone());
                 Applied::Command(index, command)
             }
-            Apply::Membership {
-                index, membership, ..
-            } => Applied::Command(index, format!("config {membership}")),
+            Apply::Membership { index, .. } => {
+                // Kept in the service's list so that snapshots stay aligned with indices.
+                service.commands.push("conf".to_string());
+                Applied::Command(index, "conf".to_string())
+            }
             Apply::Snapshot { index, term, data } => {
                 *service = Service::from_snapshot(&data);
                 Applied::Snapshot(format!(
@@ -920,9 +989,12 @@ impl Cluster {
                 line.push(' ');
             }
         }
-        let terms: Vec<String> = log.entries().iter().map(|e| e.term.to_string()).collect();
+        let terms: Vec<String> = log.entries().iter().map(fmt_entry).collect();
         line.push_str(&terms.join(" "));
         line.push(']');
+        if self.voters.is_some() || log.membership().is_some() {
+            let _ = write!(line, " config=[{}]", r.membership());
+        }
         line
     }
 
