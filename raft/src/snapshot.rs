@@ -50,7 +50,13 @@ impl Raft {
             term: self.term,
             last_included_index: self.log.snapshot_index(),
             last_included_term: self.log.snapshot_term(),
-            membership: self.log.snapshot_membership().cloned(),
+            // Always explicit, so a node that joined without a configuration learns it too.
+            membership: Some(
+                self.log
+                    .snapshot_membership()
+                    .unwrap_or(&self.bootstrap)
+                    .clone(),
+            ),
             data: self.snapshot.as_ref().clone(),
         };
         self.send(peer, Message::InstallSnapshot(req));
