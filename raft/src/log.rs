@@ -316,7 +316,12 @@ impl RaftLog {
 
     /// Installs a snapshot received from the leader (Figure 13): compacts through `index` as
     /// [`RaftLog::compact`] does, and takes the configuration the snapshot covers.
-    pub fn install_snapshot(&mut self, index: LogIndex, term: Term, membership: Option<Membership>) {
+    pub fn install_snapshot(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        membership: Option<Membership>,
+    ) {
         if index <= self.snapshot_index {
             return;
         }
@@ -436,7 +441,11 @@ mod tests {
         assert_eq!(l.membership_index(), LogIndex(4));
         assert!(l.membership_changes().is_empty());
         // A snapshot from the leader of another history brings its own configuration.
-        l.install_snapshot(LogIndex(9), Term(3), Some(Membership::voters([crate::types::NodeId(7)])));
+        l.install_snapshot(
+            LogIndex(9),
+            Term(3),
+            Some(Membership::voters([crate::types::NodeId(7)])),
+        );
         assert_eq!(l.membership().map(|m| m.voters.len()), Some(1));
         let restored = RaftLog::from_parts(LogIndex(0), Term(0), vec![conf(&[4])]);
         assert_eq!(restored.membership_index(), LogIndex(1));

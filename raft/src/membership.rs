@@ -236,7 +236,9 @@ pub enum ConfChangeError {
     InProgress(LogIndex),
     #[error("the cluster is in a joint configuration; it leaves it by itself once that commits")]
     Joint,
-    #[error("node {node} is {behind} entries behind the leader (at most {lag} allowed): add it as a learner and wait")]
+    #[error(
+        "node {node} is {behind} entries behind the leader (at most {lag} allowed): add it as a learner and wait"
+    )]
     Behind { node: NodeId, behind: u64, lag: u64 },
     #[error("node {0} already has that role")]
     NoChange(NodeId),
@@ -486,7 +488,10 @@ mod tests {
             .unwrap();
         assert_eq!(two.outgoing, ids(&[0, 1, 2]));
         assert_eq!(two.leave_joint(), Membership::voters(ids(&[0, 3, 4])));
-        assert_eq!(two.after(&ConfChange::AddVoter(NodeId(9))), Err(ConfChangeError::Joint));
+        assert_eq!(
+            two.after(&ConfChange::AddVoter(NodeId(9))),
+            Err(ConfChangeError::Joint)
+        );
     }
 
     #[test]

@@ -144,7 +144,10 @@ mod tests {
     fn incremental_encoding_matches_serde() {
         let mut log = RaftLog::new();
         for i in 0..300u64 {
-            log.append(Entry::new(Term(i / 7 + 1), vec![i as u8; (i % 13) as usize]));
+            log.append(Entry::new(
+                Term(i / 7 + 1),
+                vec![i as u8; (i % 13) as usize],
+            ));
         }
         log.truncate_from(LogIndex(250));
         log.compact(LogIndex(100), Term(15));
@@ -182,16 +185,13 @@ mod tests {
     fn regression_a_log_running_past_u64_max_is_corrupt() {
         // Decoded whole, this used to build a log whose last index + 1 overflowed.
         for (index, n) in [(u64::MAX, 1usize), (u64::MAX - 1, 1), (u64::MAX - 2, 2)] {
-            let entries = vec![
-                Entry::new(Term(1), vec![]);
-                n
-            ];
+            let entries = vec![Entry::new(Term(1), vec![]); n];
             let whole = Whole {
                 term: Term(1),
                 voted_for: None,
                 snapshot_index: LogIndex(index),
                 snapshot_term: Term(1),
-            snapshot_membership: None,
+                snapshot_membership: None,
                 entries: &entries,
             };
             let bytes = postcard::to_stdvec(&whole).expect("encode");

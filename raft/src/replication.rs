@@ -284,9 +284,17 @@ impl Raft {
         };
         let n = if planted!(CommitWithoutMajority) {
             // One short of a majority.
-            let mut matched: Vec<LogIndex> = self.membership().voters.iter().map(|id| stored(*id)).collect();
+            let mut matched: Vec<LogIndex> = self
+                .membership()
+                .voters
+                .iter()
+                .map(|id| stored(*id))
+                .collect();
             matched.sort_unstable_by(|a, b| b.cmp(a));
-            matched.get((matched.len() / 2).saturating_sub(1)).copied().unwrap_or_default()
+            matched
+                .get((matched.len() / 2).saturating_sub(1))
+                .copied()
+                .unwrap_or_default()
         } else {
             self.membership().quorum_value(stored).unwrap_or_default()
         };

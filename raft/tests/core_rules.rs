@@ -572,12 +572,7 @@ fn leader_does_not_count_replicas_of_old_term_entries_fig8_5_4_2() {
                 env(
                     1,
                     *p,
-                    ae_entries(
-                        3,
-                        (2, 2),
-                        vec![Entry::new(Term(3), b"x".to_vec())],
-                        0,
-                    ),
+                    ae_entries(3, (2, 2), vec![Entry::new(Term(3), b"x".to_vec())], 0),
                 )
             })
             .collect::<Vec<_>>()
@@ -842,12 +837,7 @@ fn leader_sends_snapshot_when_follower_needs_compacted_entries_7() {
         vec![env(
             1,
             3,
-            ae_entries(
-                1,
-                (2, 1),
-                vec![Entry::new(Term(1), b"c3".to_vec())],
-                3
-            )
+            ae_entries(1, (2, 1), vec![Entry::new(Term(1), b"c3".to_vec())], 3)
         )]
     );
 }

@@ -292,8 +292,9 @@ fn message() -> impl Strategy<Value = Message> {
                 last_included_index: i,
                 last_included_term: t,
                 // Some snapshots carry a configuration, so it is round-tripped too.
-                membership: (i.0 % 2 == 0)
-                    .then(|| raft::Membership::voters([raft::NodeId(t.0 % 7), raft::NodeId(i.0 % 5)])),
+                membership: (i.0 % 2 == 0).then(|| {
+                    raft::Membership::voters([raft::NodeId(t.0 % 7), raft::NodeId(i.0 % 5)])
+                }),
                 data,
             })
         }),
@@ -333,9 +334,11 @@ fn hard_state() -> impl Strategy<Value = HardState> {
             HardState {
                 term,
                 voted_for,
-                log: RaftLog::from_parts(LogIndex(base), base_term, entries).with_snapshot_membership(
-                    (base % 3 == 0).then(|| raft::Membership::voters([NodeId(base % 5), NodeId(1)])),
-                ),
+                log: RaftLog::from_parts(LogIndex(base), base_term, entries)
+                    .with_snapshot_membership(
+                        (base % 3 == 0)
+                            .then(|| raft::Membership::voters([NodeId(base % 5), NodeId(1)])),
+                    ),
             }
         })
 }

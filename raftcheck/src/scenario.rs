@@ -262,7 +262,11 @@ pub fn fmt_msg(env: &Envelope) -> String {
                 m.term,
                 m.prev_log_index,
                 m.prev_log_term,
-                m.entries.iter().map(fmt_entry).collect::<Vec<_>>().join(" "),
+                m.entries
+                    .iter()
+                    .map(fmt_entry)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 m.leader_commit
             ) + &round(m.round)
         }
