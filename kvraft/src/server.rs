@@ -34,6 +34,9 @@ pub struct ServerOptions {
     pub raft: raft::Options,
     /// Raft's extensions (pre-vote, check-quorum, lease reads); none in the labs.
     pub features: raft::Features,
+    /// The bootstrap voters (`None`: every server); the others join when added (see
+    /// `rsm::RsmOptions::voters`).
+    pub voters: Option<Vec<usize>>,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +48,7 @@ impl Default for ServerOptions {
             read_index: false,
             raft: raft::Options::default(),
             features: raft::Features::default(),
+            voters: None,
         }
     }
 }
@@ -56,6 +60,7 @@ impl ServerOptions {
             commit_timeout: self.commit_timeout,
             raft: self.raft.clone(),
             features: self.features,
+            voters: self.voters.clone(),
         }
     }
 }

@@ -51,6 +51,10 @@ pub struct RsmOptions {
     pub raft: raft::Options,
     /// Raft's extensions (pre-vote, check-quorum, lease reads); none in the labs.
     pub features: raft::Features,
+    /// The group's bootstrap voters (`None`: all `peers`). A replica not among them starts
+    /// without a configuration and joins once the group's leader adds it
+    /// (`Node::change_membership`).
+    pub voters: Option<Vec<usize>>,
 }
 
 impl Default for RsmOptions {
@@ -60,6 +64,7 @@ impl Default for RsmOptions {
             commit_timeout: Duration::from_millis(500),
             raft: raft::Options::default(),
             features: raft::Features::default(),
+            voters: None,
         }
     }
 }
@@ -176,12 +181,14 @@ impl<M: StateMachine> Rsm<M> {
             decode(&snapshot, &mut machine)?
         };
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let bootstrap: Vec<NodeId> = match &options.voters {
+            None => (0..peers).map(|p| NodeId(p as u64)).collect(),
+            Some(v) if v.contains(&me) => v.iter().map(|p| NodeId(*p as u64)).collect(),
+            // Not a bootstrap voter: wait to be added.
+            Some(_) => Vec::new(),
+        };
         let rf = Node::start(
-            raft::Config::lab(
-                NodeId(me as u64),
-                (0..peers).map(|p| NodeId(p as u64)).collect(),
-            )
-            .with(options.features),
+            raft::Config::lab(NodeId(me as u64), bootstrap).with(options.features),
             transport,
             storage,
             apply_tx,
