@@ -183,6 +183,17 @@ impl KvConfig {
         self.lock().servers[i].as_ref().map(|s| s.raft().status())
     }
 
+    /// The Raft nodes of the running servers that the tester has connected (membership changes
+    /// go through them).
+    pub fn rafts(&self) -> Vec<raft::Node> {
+        let st = self.lock();
+        st.servers
+            .iter()
+            .flatten()
+            .map(|s| s.raft().clone())
+            .collect()
+    }
+
     /// Which server believes it is the leader, if any.
     pub fn leader(&self) -> Option<usize> {
         let st = self.lock();

@@ -8,11 +8,14 @@
 //!   controller, and replica groups with shard migration), used by `tests/shardctrler.rs` and
 //!   `tests/shardkv.rs`.
 //!
+//! - [`membership`]: membership changes as the testers make them (retrying through the leader).
+//!
 //! Every suite is one test binary (`cargo test -p tests --test raft`); test names end with the
 //! lab part, so `cargo test -p tests --test raft 3b` runs part 3B. Each test takes its seed from
 //! `RAFTLAB_SEED` and prints the command that replays it when it fails.
 
 pub mod kv_harness;
+pub mod membership;
 pub mod raft_harness;
 pub mod rsm_harness;
 pub mod safety;

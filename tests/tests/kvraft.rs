@@ -698,3 +698,6 @@ fn search_read_index_4c() {
 
 #[path = "parts/kvraft_reads.rs"]
 mod reads;
+
+#[path = "parts/kvraft_membership.rs"]
+mod membership;
