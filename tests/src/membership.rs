@@ -38,8 +38,7 @@ pub async fn change_membership(
                 // Ask again if this leader does not have it (a new leader may have lost it).
                 let current = &status.membership;
                 if target.as_ref().is_some_and(|t| {
-                    current.is_joint() && &current.leave_joint() == t
-                        || current == t
+                    current.is_joint() && &current.leave_joint() == t || current == t
                 }) {
                     continue;
                 }
