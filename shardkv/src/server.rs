@@ -29,6 +29,9 @@ pub struct ServerOptions {
     pub commit_timeout: Duration,
     /// The Raft driver's settings.
     pub raft: raft::Options,
+    /// The group's bootstrap voters (`None`: all its servers); the others join when added
+    /// (see `rsm::RsmOptions::voters`).
+    pub voters: Option<Vec<usize>>,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +40,7 @@ impl Default for ServerOptions {
             maxraftstate: None,
             commit_timeout: Duration::from_millis(500),
             raft: raft::Options::default(),
+            voters: None,
         }
     }
 }
@@ -123,6 +127,7 @@ impl ShardKvServer {
                 maxraftstate: options.maxraftstate,
                 commit_timeout: options.commit_timeout,
                 raft: options.raft,
+                voters: options.voters,
                 ..RsmOptions::default()
             },
             GroupState::new(gid, me),

@@ -79,6 +79,8 @@ pub struct ShardKvConfig {
     net: Network,
     sim: Sim,
     maxraftstate: Option<usize>,
+    /// Every group's bootstrap voters (`None`: all `n` servers); the others join when added.
+    voters: Option<Vec<usize>>,
     ctrlers: CtrlerCluster,
     /// The tester's controller clerk (the original's `mck`).
     mck: tokio::sync::Mutex<ctrler::Clerk>,
@@ -94,6 +96,18 @@ impl ShardKvConfig {
     /// The original's `make_config(t, n, unreliable, maxraftstate)` (`None` for -1): three
     /// controller replicas and three groups of `n` servers, all started; no group has joined.
     pub fn new(sim: &Sim, n: usize, unreliable: bool, maxraftstate: Option<usize>) -> Arc<Self> {
+        Self::with_voters(sim, n, unreliable, maxraftstate, None)
+    }
+
+    /// Like [`ShardKvConfig::new`], with only `voters` (of each group's `n` servers) in the
+    /// groups' bootstrap configurations: the other servers run, and join when added.
+    pub fn with_voters(
+        sim: &Sim,
+        n: usize,
+        unreliable: bool,
+        maxraftstate: Option<usize>,
+        voters: Option<Vec<usize>>,
+    ) -> Arc<Self> {
         let net = Network::new(sim.rng("net", 0));
         let ends = EndMaker {
             net: net.clone(),
@@ -121,6 +135,7 @@ impl ShardKvConfig {
             net: net.clone(),
             sim: sim.clone(),
             maxraftstate,
+            voters,
             ctrlers,
             mck: tokio::sync::Mutex::new(mck),
             groups: Mutex::new(groups),
@@ -216,6 +231,7 @@ impl ShardKvConfig {
                 trace_group: Some(format!("{}", 100 + gi as Gid)),
                 ..crate::safety::observed(&gg.monitor)
             },
+            voters: self.voters.clone(),
             ..ServerOptions::default()
         };
         let seed = gid << 40 | (i as u64) << 32 | inc;
@@ -240,6 +256,16 @@ impl ShardKvConfig {
         gg.servers[i] = Some(kv);
         drop(groups);
         self.net.add_server(Self::server_name(gid, i), srv);
+    }
+
+    /// The Raft nodes of group `gi`'s running servers (membership changes go through them).
+    pub fn group_rafts(&self, gi: usize) -> Vec<raft::Node> {
+        self.lock()[gi]
+            .servers
+            .iter()
+            .flatten()
+            .map(|s| s.raft().clone())
+            .collect()
     }
 
     /// The original's `ShutdownServer(gi, i)`: stop it sending, delete it from the network, keep

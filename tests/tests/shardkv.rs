@@ -687,3 +687,6 @@ fn challenge2_partial_5b() {
         cfg.end();
     });
 }
+
+#[path = "parts/shardkv_membership.rs"]
+mod membership;
