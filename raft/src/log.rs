@@ -293,7 +293,7 @@ impl RaftLog {
             }
             // The configuration as of `index` now belongs to the snapshot.
             let covered = self.changes.partition_point(|(i, _)| *i <= index);
-            if let Some((_, m)) = self.changes.drain(..covered).last() {
+            if let Some((_, m)) = self.changes.drain(..covered).next_back() {
                 self.snapshot_membership = Some(m);
             }
         } else {
