@@ -109,7 +109,7 @@ fn one_change_at_a_time_and_only_after_an_entry_of_the_term_commits_4_1() {
 }
 
 #[test]
-fn configuration_survives_restart_through_the_snapshot_7_4() {
+fn configuration_survives_restart_through_the_snapshot_7() {
     let mut c = cluster(4, "1,2,3");
     run(
         &mut c,
@@ -134,7 +134,7 @@ fn configuration_survives_restart_through_the_snapshot_7_4() {
 }
 
 #[test]
-fn snapshot_sent_to_a_new_member_carries_the_configuration_7_4() {
+fn snapshot_sent_to_a_new_member_carries_the_configuration_7() {
     let mut c = cluster(4, "1,2,3");
     run(&mut c, &["conf 1 add-voter 2", "stabilize"]); // refused: already a voter
     run(&mut c, &["propose 1 b", "stabilize", "compact 1 2"]);
