@@ -7,7 +7,13 @@
 //!   the records of one `save`: `HardState { term, voted_for }`, `SnapshotBase { index, term }`
 //!   (entries through `index` are in the snapshot file), `Entries { from, entries }` (replace the
 //!   log from `from` on). Replaying the frames in order rebuilds term, vote and log.
-//! - `snapshot`: `"RLSNAP01" | index u64 | term u64 | len u64 | crc32 | data`.
+//! - `snapshot`: `"RLSNAP02" | index u64 | term u64 | conf len u32 | data len u64 | crc32 |
+//!   conf | data`, conf = the configuration as of `index` (`raft::Membership::encode()`, the
+//!   snapshot's `Persist::snapshot_membership`; empty when none, i.e. the bootstrap
+//!   configuration), crc32 over everything after the magic but itself. A restarted node whose
+//!   snapshot covers configuration changes comes back in the configuration it had: the log
+//!   after the snapshot holds the later ones. A configuration that does not decode is
+//!   [`StorageError::Corrupt`].
 //! - `cluster-id`: 16 hex digits and a newline (see [`read_cluster_id`]).
 //! - `LOCK`: locked while a [`DiskStorage`] is open, so two processes never share a directory.
 //! - `wal.tmp`, `snapshot.tmp`, `cluster-id.tmp`: files being replaced; a crash may leave them,
@@ -38,6 +44,7 @@ mod error;
 mod fsutil;
 mod meta;
 mod snapshot_file;
+mod state;
 mod wal;
 
 use std::borrow::Cow;
@@ -47,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use raft::log::RaftLog;
-use raft::{Entry, HardState, LogIndex, NodeId, Persist, PersistError, Storage, Term};
+use raft::{Entry, HardState, LogIndex, Membership, NodeId, Persist, PersistError, Storage, Term};
 
 pub use error::StorageError;
 pub use meta::{CLUSTER_ID_FILE, read_cluster_id, write_cluster_id};
@@ -55,6 +62,7 @@ pub use snapshot_file::{SNAPSHOT_FILE, SNAPSHOT_TMP};
 pub use wal::{WAL_FILE, WAL_TMP};
 
 use error::io_at;
+use state::State;
 use wal::{Record, Tail};
 
 pub const LOCK_FILE: &str = "LOCK";
@@ -90,6 +98,9 @@ pub struct Update<'a> {
     pub snapshot: Option<Arc<Vec<u8>>>,
     pub snapshot_index: LogIndex,
     pub snapshot_term: Term,
+    /// The configuration the snapshot covers (`None`: the bootstrap one); it changes only with
+    /// a new snapshot.
+    pub snapshot_membership: Option<&'a Membership>,
 }
 
 impl<'a> Update<'a> {
@@ -102,6 +113,7 @@ impl<'a> Update<'a> {
             snapshot: p.snapshot.clone(),
             snapshot_index: p.snapshot_index,
             snapshot_term: p.snapshot_term,
+            snapshot_membership: p.snapshot_membership,
         }
     }
 }
@@ -117,151 +129,6 @@ pub struct WalStats {
     pub rewrites: u64,
 }
 
-/// Term, vote and log as the WAL's records build them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct State {
-    term: Term,
-    voted_for: Option<NodeId>,
-    base_index: LogIndex,
-    base_term: Term,
-    /// `entries[k]` has index `base_index + 1 + k`.
-    entries: Vec<Entry>,
-    /// About what the entries take encoded, to decide when the WAL is worth rewriting.
-    live_bytes: u64,
-}
-
-fn entry_bytes(e: &Entry) -> u64 {
-    // Term and length varints, at most ten bytes each.
-    e.command.len() as u64 + 12
-}
-
-impl State {
-    fn last_index(&self) -> LogIndex {
-        LogIndex(self.base_index.0 + self.entries.len() as u64)
-    }
-
-    fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index == self.base_index {
-            return Some(self.base_term);
-        }
-        if index < self.base_index {
-            return None;
-        }
-        let k = usize::try_from(index.0 - self.base_index.0 - 1).ok()?;
-        self.entries.get(k).map(|e| e.term)
-    }
-
-    /// Base and last index after compacting to (`index`, `term`), or why that is impossible.
-    fn after_compact(&self, index: LogIndex, term: Term) -> Result<(LogIndex, LogIndex), String> {
-        if index < self.base_index {
-            return Err(format!(
-                "snapshot through {index} is older than the stored one through {}",
-                self.base_index
-            ));
-        }
-        if index == self.base_index {
-            if term != self.base_term {
-                return Err(format!(
-                    "snapshot through {index} has term {term}, the stored one term {}",
-                    self.base_term
-                ));
-            }
-            return Ok((index, self.last_index()));
-        }
-        if self.term_at(index) == Some(term) {
-            Ok((index, self.last_index()))
-        } else if index.0 == u64::MAX {
-            // The log would start after the largest index: it could never grow.
-            Err(format!(
-                "snapshot through {index} leaves no index for the log"
-            ))
-        } else {
-            Ok((index, index))
-        }
-    }
-
-    /// Entries through `index` are in the snapshot. Later ones survive only if the log has
-    /// `index` with `term` (section 7; the same rule as `RaftLog::compact`).
-    fn compact(&mut self, index: LogIndex, term: Term) -> Result<(), String> {
-        self.after_compact(index, term)?;
-        if index == self.base_index {
-            return Ok(());
-        }
-        if self.term_at(index) == Some(term) {
-            let k = (index.0 - self.base_index.0) as usize;
-            let dropped: u64 = self.entries[..k].iter().map(entry_bytes).sum();
-            self.entries.drain(..k);
-            self.live_bytes -= dropped;
-        } else {
-            self.entries.clear();
-            self.live_bytes = 0;
-        }
-        self.base_index = index;
-        self.base_term = term;
-        Ok(())
-    }
-
-    /// Whether `n` entries from `from` on fit a log holding `base + 1..=last`. Every index,
-    /// and the one after the last, must fit in a u64 (`last < u64::MAX`, as everywhere).
-    fn check_from(from: LogIndex, n: usize, base: LogIndex, last: LogIndex) -> Result<(), String> {
-        if from <= base || from > last.next() {
-            return Err(format!(
-                "entries from {from} do not fit a log holding {}..={last}",
-                base.next()
-            ));
-        }
-        let fits = u64::try_from(n)
-            .ok()
-            .and_then(|n| from.0.checked_add(n))
-            .is_some();
-        if !fits {
-            return Err(format!(
-                "{n} entries from {from} run past the largest index"
-            ));
-        }
-        Ok(())
-    }
-
-    fn replace_from(&mut self, from: LogIndex, entries: &[Entry]) -> Result<(), String> {
-        Self::check_from(from, entries.len(), self.base_index, self.last_index())?;
-        let k = (from.0 - self.base_index.0 - 1) as usize;
-        let dropped: u64 = self.entries[k..].iter().map(entry_bytes).sum();
-        self.entries.truncate(k);
-        self.live_bytes -= dropped;
-        self.live_bytes += entries.iter().map(entry_bytes).sum::<u64>();
-        self.entries.extend_from_slice(entries);
-        Ok(())
-    }
-
-    fn apply(&mut self, record: &Record<'_>) -> Result<(), String> {
-        match record {
-            Record::HardState { term, voted_for } => {
-                self.term = *term;
-                self.voted_for = *voted_for;
-                Ok(())
-            }
-            Record::SnapshotBase { index, term } => self.compact(*index, *term),
-            Record::Entries { from, entries } => self.replace_from(*from, entries),
-        }
-    }
-
-    /// Whether `u` can be applied, checked before anything is written.
-    fn check(&self, u: &Update<'_>) -> Result<(), String> {
-        // A base past the snapshot file would make the directory impossible to reopen.
-        if u.snapshot.is_none() && u.snapshot_index != self.base_index {
-            return Err(format!(
-                "the log moves to start after {} without a snapshot covering it",
-                u.snapshot_index
-            ));
-        }
-        let (base, last) = self.after_compact(u.snapshot_index, u.snapshot_term)?;
-        if let Some(from) = u.entries_from {
-            Self::check_from(from, u.entries.len(), base, last)?;
-        }
-        Ok(())
-    }
-}
-
 /// A Raft node's durable state in a directory. See the module documentation.
 pub struct DiskStorage {
     dir: PathBuf,
@@ -270,6 +137,8 @@ pub struct DiskStorage {
     wal: File,
     state: State,
     snapshot: Arc<Vec<u8>>,
+    /// The configuration as of the snapshot (in the snapshot file).
+    snapshot_membership: Option<Membership>,
     options: Options,
     stats: WalStats,
     /// Reused for each frame, so a save allocates nothing in the common case.
@@ -330,7 +199,7 @@ impl DiskStorage {
         let wal_path = dir.join(WAL_FILE);
         let (snap_index, snap_term) = snapshot
             .as_ref()
-            .map_or((LogIndex(0), Term(0)), |(i, t, _)| (*i, *t));
+            .map_or((LogIndex(0), Term(0)), |f| (f.index, f.term));
         let (state, wal, wal_bytes, rewrite) = match fs::read(&wal_path) {
             Ok(data) => {
                 let (mut state, wal, len) = replay(&wal_path, &data)?;
@@ -353,12 +222,17 @@ impl DiskStorage {
             }
             Err(e) => return Err(io_at(&wal_path)(e)),
         };
+        let (snapshot, snapshot_membership) = match snapshot {
+            Some(f) => (f.data, f.membership),
+            None => (Vec::new(), None),
+        };
         let mut storage = DiskStorage {
             dir: dir.to_owned(),
             wal_path,
             wal,
             state,
-            snapshot: Arc::new(snapshot.map(|(_, _, data)| data).unwrap_or_default()),
+            snapshot: Arc::new(snapshot),
+            snapshot_membership,
             options,
             stats: WalStats {
                 wal_bytes,
@@ -389,6 +263,11 @@ impl DiskStorage {
             return Err(StorageError::Failed(why.clone()));
         }
         self.state.check(u).map_err(StorageError::Invalid)?;
+        if u.snapshot.is_none() && u.snapshot_membership != self.snapshot_membership.as_ref() {
+            return Err(StorageError::Invalid(
+                "the snapshot's configuration changes without a new snapshot".into(),
+            ));
+        }
         let result = self.save_checked(u);
         if let Err(e) = &result {
             self.failed = Some(e.to_string());
@@ -430,8 +309,15 @@ impl DiskStorage {
 
         if let Some(data) = &u.snapshot {
             // The snapshot must be durable before any WAL says the log starts after it.
-            snapshot_file::write(&self.dir, u.snapshot_index, u.snapshot_term, data)?;
+            snapshot_file::write(
+                &self.dir,
+                u.snapshot_index,
+                u.snapshot_term,
+                u.snapshot_membership,
+                data,
+            )?;
             self.snapshot = Arc::clone(data);
+            self.snapshot_membership = u.snapshot_membership.cloned();
             // The rewrite holds all of this save's records and drops the compacted entries.
             return self.rewrite_wal();
         }
@@ -494,7 +380,8 @@ impl DiskStorage {
         let state = HardState {
             term: s.term,
             voted_for: s.voted_for,
-            log: RaftLog::from_parts(s.base_index, s.base_term, s.entries.clone()),
+            log: RaftLog::from_parts(s.base_index, s.base_term, s.entries.clone())
+                .with_snapshot_membership(self.snapshot_membership.clone()),
         };
         Ok((state, self.snapshot.as_ref().clone()))
     }

@@ -31,7 +31,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use raft::log::RaftLog;
 use raft::message::{AppendEntries, InstallSnapshot, RequestVote, RequestVoteReply};
-use raft::{Entry, Envelope, HardState, LogIndex, Message, NodeId, Term};
+use raft::{Entry, Envelope, HardState, LogIndex, Membership, Message, NodeId, Term};
 use rsm::{Session, StateMachine, SubmitError};
 use serde::Serialize;
 use tarpc::{ClientMessage, Request, Response, ServerError};
@@ -286,8 +286,31 @@ enum Op {
     Vote(u64, Option<u64>),
     /// Replace the last `back` entries (at most) by these.
     Append(u64, Vec<Entry>),
-    /// A snapshot through a point of the log, or `Some(k)`: `k` entries past its end.
-    Snapshot(Index, Option<u64>, Vec<u8>),
+    /// A snapshot through a point of the log, or `Some(k)`: `k` entries past its end; with a
+    /// new configuration as of its index, or (`None`) the previous snapshot's.
+    Snapshot(Index, Option<u64>, Vec<u8>, Option<Membership>),
+}
+
+/// A configuration: a few voters (possibly joint) and learners, disjoint as the core keeps them.
+fn membership() -> impl Strategy<Value = Membership> {
+    (
+        proptest::collection::btree_set(0..7u64, 1..4),
+        proptest::collection::btree_set(0..7u64, 0..3),
+        proptest::collection::btree_set(0..7u64, 0..3),
+    )
+        .prop_map(|(voters, outgoing, learners)| {
+            let voters: std::collections::BTreeSet<NodeId> =
+                voters.into_iter().map(NodeId).collect();
+            Membership {
+                learners: learners
+                    .into_iter()
+                    .map(NodeId)
+                    .filter(|l| !voters.contains(l))
+                    .collect(),
+                outgoing: outgoing.into_iter().map(NodeId).collect(),
+                voters,
+            }
+        })
 }
 
 fn small_entry() -> impl Strategy<Value = Entry> {
@@ -299,8 +322,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..9u64, proptest::option::of(0..5u64)).prop_map(|(t, v)| Op::Vote(t, v)),
         4 => (0..4u64, proptest::collection::vec(small_entry(), 0..6))
             .prop_map(|(back, e)| Op::Append(back, e)),
-        1 => (any::<Index>(), proptest::option::of(0..4u64), bytes(48))
-            .prop_map(|(at, past, data)| Op::Snapshot(at, past, data)),
+        1 => (
+            any::<Index>(),
+            proptest::option::of(0..4u64),
+            bytes(48),
+            proptest::option::of(membership()),
+        )
+            .prop_map(|(at, past, data, m)| Op::Snapshot(at, past, data, m)),
     ]
 }
 
@@ -340,7 +368,7 @@ fn write_valid(dir: &Path, options: Options, ops: &[Op]) -> Saved {
                     s.log.append(e.clone());
                 }
             }
-            Op::Snapshot(at, past, data) => {
+            Op::Snapshot(at, past, data, m) => {
                 let (base, last) = (s.log.snapshot_index().0, s.log.last_index().0);
                 let (index, term) = match past {
                     Some(k) => (last + 1 + k, Term(s.log.last_term().0 + 1)),
@@ -350,6 +378,9 @@ fn write_valid(dir: &Path, options: Options, ops: &[Op]) -> Saved {
                     }
                 };
                 s.log.compact(LogIndex(index), term);
+                if let Some(m) = m {
+                    s.log = std::mem::take(&mut s.log).with_snapshot_membership(Some(m.clone()));
+                }
                 s.snapshot = data.clone();
                 snapshot = Some(Arc::new(data.clone()));
             }
@@ -363,6 +394,7 @@ fn write_valid(dir: &Path, options: Options, ops: &[Op]) -> Saved {
             snapshot,
             snapshot_index: s.log.snapshot_index(),
             snapshot_term: s.log.snapshot_term(),
+            snapshot_membership: s.log.snapshot_membership(),
         };
         disk.save_update(&update).expect("a valid update saves");
     }
@@ -446,7 +478,7 @@ enum Record {
 }
 
 const WAL_MAGIC: &[u8; 8] = b"RLWAL001";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP02";
 
 /// One frame: `len u32 | payload crc32 | header crc32 | payload`, with valid checksums.
 fn frame(records: &[Record]) -> Vec<u8> {
@@ -460,22 +492,34 @@ fn frame(records: &[Record]) -> Vec<u8> {
     out
 }
 
-/// A snapshot file with a valid checksum.
-fn snapshot_file(index: u64, term: u64, data: &[u8]) -> Vec<u8> {
+/// A snapshot file with a valid checksum, holding `conf` as its configuration's bytes.
+fn snapshot_file(index: u64, term: u64, conf: &[u8], data: &[u8]) -> Vec<u8> {
     let mut fields = Vec::new();
     fields.extend_from_slice(&index.to_le_bytes());
     fields.extend_from_slice(&term.to_le_bytes());
+    fields.extend_from_slice(&(conf.len() as u32).to_le_bytes());
     fields.extend_from_slice(&(data.len() as u64).to_le_bytes());
     let mut h = crc32fast::Hasher::new();
     h.update(&fields);
+    h.update(conf);
     h.update(data);
     [
         &SNAPSHOT_MAGIC[..],
         &fields,
         &h.finalize().to_le_bytes(),
+        conf,
         data,
     ]
     .concat()
+}
+
+/// A snapshot file's configuration bytes: none, a valid one, or any bytes.
+fn conf_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        membership().prop_map(|m| m.encode()),
+        bytes(12),
+    ]
 }
 
 /// Indices near 0 and near the top, where records meet or overflow.
@@ -566,7 +610,7 @@ proptest! {
     #[test]
     fn frames_of_any_records_open_or_fail_with_a_typed_error(
         frames in proptest::collection::vec(proptest::collection::vec(record(), 1..4), 0..5),
-        snapshot in proptest::option::of((edge(), wild(), bytes(16))),
+        snapshot in proptest::option::of((edge(), wild(), conf_bytes(), bytes(16))),
     ) {
         let dir = TempDir::new();
         let mut wal = WAL_MAGIC.to_vec();
@@ -574,8 +618,8 @@ proptest! {
             wal.extend(frame(f));
         }
         write(dir.path(), WAL_FILE, &wal);
-        if let Some((index, term, data)) = &snapshot {
-            write(dir.path(), SNAPSHOT_FILE, &snapshot_file(*index, *term, data));
+        if let Some((index, term, conf, data)) = &snapshot {
+            write(dir.path(), SNAPSHOT_FILE, &snapshot_file(*index, *term, conf, data));
         }
         check_open(dir.path(), files_len(dir.path()))?;
     }
@@ -1097,7 +1141,11 @@ fn regression_a_snapshot_file_through_u64_max_is_corrupt() {
     // index u64::MAX + 1: an overflow panic, or in a release build a WAL that fails to reopen.
     let dir = TempDir::new();
     write_valid(dir.path(), Options::default(), &[]);
-    write(dir.path(), SNAPSHOT_FILE, &snapshot_file(u64::MAX, 1, b"s"));
+    write(
+        dir.path(),
+        SNAPSHOT_FILE,
+        &snapshot_file(u64::MAX, 1, &[], b"s"),
+    );
     let result = DiskStorage::open(dir.path());
     assert!(
         matches!(result, Err(StorageError::Corrupt { .. })),
@@ -1107,10 +1155,7 @@ fn regression_a_snapshot_file_through_u64_max_is_corrupt() {
 
 #[test]
 fn regression_wal_records_running_past_u64_max_are_corrupt() {
-    let two = vec![
-        Entry::new(Term(1), vec![]);
-        2
-    ];
+    let two = vec![Entry::new(Term(1), vec![]); 2];
     let cases = [
         // The base at the largest index, then entries after it.
         (
@@ -1148,7 +1193,11 @@ fn regression_wal_records_running_past_u64_max_are_corrupt() {
             WAL_FILE,
             &[&WAL_MAGIC[..], &frame(&records)].concat(),
         );
-        write(dir.path(), SNAPSHOT_FILE, &snapshot_file(snapshot, 1, b"s"));
+        write(
+            dir.path(),
+            SNAPSHOT_FILE,
+            &snapshot_file(snapshot, 1, &[], b"s"),
+        );
         let result = DiskStorage::open(dir.path());
         assert!(
             matches!(result, Err(StorageError::Corrupt { .. })),
@@ -1164,10 +1213,7 @@ fn regression_a_damaged_first_wal_frame_is_corrupt_not_an_empty_state() {
     // node that could vote twice in a term.
     let ops = [
         Op::Vote(3, Some(1)),
-        Op::Append(
-            0,
-            vec![Entry::new(Term(3), b"x".to_vec())],
-        ),
+        Op::Append(0, vec![Entry::new(Term(3), b"x".to_vec())]),
     ];
     for cut in [8usize, 8 + 5, 8 + 12, 8 + 13] {
         let dir = TempDir::new();

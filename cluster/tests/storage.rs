@@ -11,7 +11,10 @@ use cluster::storage::{
     WAL_TMP,
 };
 use raft::log::RaftLog;
-use raft::{Config, Entry, HardState, LogIndex, NodeId, Raft, Storage, Term};
+use raft::{
+    ConfChange, ConfChangeError, Config, Entry, HardState, LogIndex, Membership, NodeId, Raft,
+    Storage, Term,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -198,6 +201,7 @@ fn snapshot_and_compaction_across_reopen() {
             snapshot: Some(Arc::new(b"state@9".to_vec())),
             snapshot_index: LogIndex(9),
             snapshot_term: Term(5),
+            snapshot_membership: None,
         })
         .expect("installed snapshot");
     }
@@ -527,6 +531,132 @@ fn raft_core_state_survives_reopen() {
     assert_eq!(snapshot, b"snap@20".to_vec());
 }
 
+/// A single-node cluster adds a learner, snapshots past that configuration entry and goes on;
+/// a core restarted from the reopened directory, with another bootstrap configuration, is in
+/// the configuration the snapshot covers. Then a removal after the snapshot: the log's wins.
+#[test]
+fn restart_with_a_snapshot_past_a_configuration_change_keeps_the_configuration() {
+    let dir = TempDir::new("membership");
+    let config = |peers: Vec<NodeId>| Config {
+        election_ticks: 5,
+        heartbeat_ticks: 2,
+        ..Config::lab(NodeId(0), peers)
+    };
+    let mut disk = open(&dir);
+    let mut raft = Raft::with_state(
+        config(vec![NodeId(0)]),
+        HardState::default(),
+        Vec::new(),
+        ChaCha8Rng::seed_from_u64(7),
+    );
+    for _ in 0..100 {
+        raft.tick();
+        raft.ready().persist(|p| disk.save(p)).expect("save");
+        if raft.is_leader() {
+            break;
+        }
+    }
+    assert!(raft.is_leader());
+    let change = |raft: &mut Raft, disk: &mut DiskStorage, c: ConfChange| {
+        for _ in 0..10 {
+            match raft.change_membership(c.clone()) {
+                Ok(_) => break,
+                Err(ConfChangeError::NotCommittedInTerm | ConfChangeError::InProgress(_)) => {}
+                Err(e) => panic!("{c:?}: {e}"),
+            }
+            raft.ready().persist(|p| disk.save(p)).expect("save");
+        }
+        raft.ready().persist(|p| disk.save(p)).expect("save");
+    };
+    change(&mut raft, &mut disk, ConfChange::AddLearner(NodeId(4)));
+    raft.propose(b"x".to_vec()).expect("leader");
+    raft.ready().persist(|p| disk.save(p)).expect("save");
+    let applied = raft.status().applied;
+    raft.compact(applied, b"snap".to_vec());
+    raft.ready().persist(|p| disk.save(p)).expect("save");
+    let want = Membership {
+        learners: [NodeId(4)].into(),
+        ..Membership::voters([NodeId(0)])
+    };
+    assert_eq!(raft.log().snapshot_membership(), Some(&want));
+    drop(disk);
+
+    let restart = |disk: &DiskStorage| {
+        let (hs, snapshot) = load(disk);
+        // A bootstrap configuration the snapshot must override.
+        Raft::with_state(
+            config(vec![NodeId(0), NodeId(1), NodeId(2)]),
+            hs,
+            snapshot,
+            ChaCha8Rng::seed_from_u64(8),
+        )
+    };
+    let mut disk = open(&dir);
+    let back = restart(&disk);
+    assert_eq!(back.log().snapshot_membership(), Some(&want));
+    assert_eq!(back.membership(), &want);
+    assert_eq!(back.log(), raft.log());
+
+    change(&mut raft, &mut disk, ConfChange::Remove(NodeId(4)));
+    drop(disk);
+    let disk = open(&dir);
+    let back = restart(&disk);
+    assert_eq!(back.membership(), &Membership::voters([NodeId(0)]));
+    assert_eq!(back.log().snapshot_membership(), Some(&want));
+}
+
+#[test]
+fn a_snapshot_file_with_a_damaged_configuration_is_corrupt() {
+    let dir = TempDir::new("bad-conf");
+    let m = Membership::voters([NodeId(0), NodeId(1)]);
+    {
+        let mut s = open(&dir);
+        s.save_update(&append(1, 1, &[entry(1, "a")]))
+            .expect("append");
+        s.save_update(&Update {
+            term: Term(1),
+            voted_for: Some(NodeId(0)),
+            snapshot: Some(Arc::new(b"data".to_vec())),
+            snapshot_index: LogIndex(1),
+            snapshot_term: Term(1),
+            snapshot_membership: Some(&m),
+            ..Update::default()
+        })
+        .expect("snapshot");
+    }
+    assert_eq!(load(&open(&dir)).0.log.snapshot_membership(), Some(&m));
+    // A configuration that is not one (a node both voter and learner), with a valid checksum.
+    let snap = dir.path().join(SNAPSHOT_FILE);
+    let bytes = fs::read(&snap).expect("read");
+    let conf_len = u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes")) as usize;
+    let bad = Membership {
+        learners: [NodeId(1)].into(),
+        ..m.clone()
+    }
+    .encode();
+    let mut out = bytes[..40].to_vec();
+    out[24..28].copy_from_slice(&(bad.len() as u32).to_le_bytes());
+    out.extend_from_slice(&bad);
+    out.extend_from_slice(&bytes[40 + conf_len..]);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&out[8..36]);
+    h.update(&out[40..]);
+    out[36..40].copy_from_slice(&h.finalize().to_le_bytes());
+    fs::write(&snap, &out).expect("write");
+    let err = DiskStorage::open(dir.path()).expect_err("a bad configuration must not open");
+    assert!(
+        matches!(&err, StorageError::Corrupt { path, offset: 40, .. } if path == &snap),
+        "{err}"
+    );
+    // And a changed byte without a new checksum is caught by the checksum.
+    fs::write(&snap, &bytes).expect("write");
+    flip_byte(&snap, 41);
+    assert!(matches!(
+        DiskStorage::open(dir.path()),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
+
 /// The same semantics as DiskStorage, kept plainly in memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Model {
@@ -604,6 +734,7 @@ impl Op {
             snapshot: self.snapshot.clone(),
             snapshot_index: LogIndex(self.snapshot_index),
             snapshot_term: Term(self.snapshot_term),
+            snapshot_membership: None,
         }
     }
 }

@@ -27,7 +27,7 @@ fn the_write_ahead_log_conforms() {
     let _ = std::fs::remove_dir_all(&dir);
     let checked = checked.unwrap_or_else(|e| panic!("the WAL does not conform: {e}"));
     assert!(
-        checked.truncations >= 1 && checked.snapshots >= 2,
+        checked.truncations >= 1 && checked.snapshots >= 2 && checked.snapshot_configurations >= 2,
         "{checked:?}"
     );
 }

@@ -1,6 +1,8 @@
 //! Storage in three small pieces, as hashicorp/raft splits it: a [`StableStore`] (currentTerm
 //! and votedFor), a [`LogStore`] (the entries after the snapshot) and a [`SnapshotStore`] (the
-//! service's snapshot and the index and term it covers). [`Stores`] puts three of them together
+//! service's snapshot, the index and term it covers, and the cluster configuration as of that
+//! index, so that a restarted node whose snapshot covers a configuration change comes back in
+//! that configuration). [`Stores`] puts three of them together
 //! into a [`Storage`] the driver can use; the in-memory ones here are for tests and examples.
 //!
 //! The default store of the real cluster, its write-ahead log (`cluster::storage`), is one
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
+use crate::membership::Membership;
 use crate::persist::{HardState, PersistError, Storage};
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -35,9 +38,18 @@ pub trait LogStore: Send + 'static {
 
 /// The service's snapshot. `save` returns once it is durable.
 pub trait SnapshotStore: Send + 'static {
-    /// The snapshot (empty if none).
-    fn load(&self) -> Result<Vec<u8>, PersistError>;
-    fn save(&mut self, index: LogIndex, term: Term, data: &[u8]) -> Result<(), PersistError>;
+    /// The snapshot (empty if none) and the configuration it covers (`None`: the bootstrap
+    /// one, as for no snapshot).
+    fn load(&self) -> Result<(Vec<u8>, Option<Membership>), PersistError>;
+    /// Saves the snapshot through `index` (of term `term`), with the configuration as of
+    /// `index` (`Persist::snapshot_membership`), atomically: never one without the other.
+    fn save(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        membership: Option<&Membership>,
+        data: &[u8],
+    ) -> Result<(), PersistError>;
 }
 
 /// Three stores as one [`Storage`].
@@ -52,21 +64,27 @@ impl<L: LogStore, S: StableStore, P: SnapshotStore> Storage for Stores<L, S, P> 
     fn load(&self) -> Result<(HardState, Vec<u8>), PersistError> {
         let (term, voted_for) = self.stable.get()?;
         let (index, log_term, entries) = self.log.load()?;
+        let (snapshot, membership) = self.snapshots.load()?;
         Ok((
             HardState {
                 term,
                 voted_for,
-                log: RaftLog::from_parts(index, log_term, entries),
+                log: RaftLog::from_parts(index, log_term, entries)
+                    .with_snapshot_membership(membership),
             },
-            self.snapshots.load()?,
+            snapshot,
         ))
     }
 
     fn save(&mut self, p: &Persist<'_>) -> Result<(), PersistError> {
         self.stable.set(p.term, p.voted_for)?;
         if let Some(data) = &p.snapshot {
-            self.snapshots
-                .save(p.snapshot_index, p.snapshot_term, data)?;
+            self.snapshots.save(
+                p.snapshot_index,
+                p.snapshot_term,
+                p.snapshot_membership,
+                data,
+            )?;
             self.log.compact(p.snapshot_index, p.snapshot_term)?;
         }
         if let Some(from) = p.entries_from {
@@ -153,15 +171,23 @@ impl LogStore for MemLogStore {
 #[derive(Clone, Debug, Default)]
 pub struct MemSnapshotStore {
     data: Arc<Vec<u8>>,
+    membership: Option<Membership>,
 }
 
 impl SnapshotStore for MemSnapshotStore {
-    fn load(&self) -> Result<Vec<u8>, PersistError> {
-        Ok(self.data.as_ref().clone())
+    fn load(&self) -> Result<(Vec<u8>, Option<Membership>), PersistError> {
+        Ok((self.data.as_ref().clone(), self.membership.clone()))
     }
 
-    fn save(&mut self, _index: LogIndex, _term: Term, data: &[u8]) -> Result<(), PersistError> {
+    fn save(
+        &mut self,
+        _index: LogIndex,
+        _term: Term,
+        membership: Option<&Membership>,
+        data: &[u8],
+    ) -> Result<(), PersistError> {
         self.data = Arc::new(data.to_vec());
+        self.membership = membership.cloned();
         Ok(())
     }
 }

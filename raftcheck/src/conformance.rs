@@ -7,13 +7,25 @@
 //! appends, a truncation of a conflicting suffix, a compaction of its own, a snapshot installed
 //! by the leader, and a crash and restart. Every save of node 3 also goes to the store under
 //! test, which is then closed and opened again (`reopen`), as after a crash, and must load the
-//! same term, vote, log (snapshot index and term, entries) and snapshot as the core's own copy
-//! of its state.
+//! same term, vote, log (snapshot index, term and configuration, entries) and snapshot as the
+//! core's own copy of its state.
+//!
+//! Then node 3 goes on alone from what the store holds, as a one-voter cluster: it adds a
+//! learner, snapshots past that configuration entry, removes the learner again (an entry after
+//! the snapshot) and compacts once more; after each save the store is reopened and compared as
+//! above, and finally a core restarted from the store, with a bootstrap configuration that is
+//! deliberately wrong, must act on the configuration it had (thesis 4.1: the latest in its log
+//! or snapshot).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use raft::persist::decode;
-use raft::{HardState, Persist, Storage};
+use raft::{
+    ConfChange, ConfChangeError, Config, HardState, LogIndex, NodeId, Persist, Raft, Storage,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::scenario::Cluster;
 
@@ -58,6 +70,8 @@ pub struct Checked {
     pub truncations: usize,
     /// Of those, saves with a snapshot (a compaction or an installed snapshot).
     pub snapshots: usize,
+    /// Of those, saves whose snapshot covers a configuration entry.
+    pub snapshot_configurations: usize,
 }
 
 struct Under<S> {
@@ -102,11 +116,136 @@ pub fn check_storage<S: Storage>(
             .run(line)
             .map_err(|e| format!("the conformance scenario failed at {line:?}: {e}"))?;
     }
-    let u = under.lock().unwrap_or_else(|e| e.into_inner());
+    let mut u = under.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = &u.error {
         return Err(e.clone());
     }
+    check_configurations(&mut u, &cluster).map_err(|e| format!("configuration part: {e}"))?;
     Ok(u.checked)
+}
+
+/// The learner the cluster adds and removes in the configuration part.
+const LEARNER: NodeId = NodeId(7);
+
+/// The three nodes go on from where the script left them (copies of the cores), with every
+/// message delivered at once: configuration entries, and snapshots of node 3 covering them.
+fn check_configurations<S: Storage>(u: &mut Under<S>, cluster: &Cluster) -> Result<(), String> {
+    let mut nodes = BTreeMap::new();
+    for &id in cluster.ids() {
+        let raft = cluster.node(id).ok_or(format!("node {id} is down"))?;
+        nodes.insert(id, raft.clone());
+    }
+    let leader =
+        |nodes: &BTreeMap<u64, Raft>| nodes.iter().find(|(_, r)| r.is_leader()).map(|(id, _)| *id);
+    for _ in 0..300 {
+        if leader(&nodes).is_some() {
+            break;
+        }
+        for raft in nodes.values_mut() {
+            raft.tick();
+        }
+        pump(&mut nodes, u)?;
+    }
+    let Some(lead) = leader(&nodes) else {
+        return Err("no leader".into());
+    };
+    let change = |nodes: &mut BTreeMap<u64, Raft>, u: &mut Under<S>, c: ConfChange| {
+        for _ in 0..10 {
+            let raft = nodes.get_mut(&lead).ok_or("the leader is gone")?;
+            match raft.change_membership(c.clone()) {
+                Ok(_) => return pump(nodes, u),
+                Err(ConfChangeError::NotCommittedInTerm | ConfChangeError::InProgress(_)) => {
+                    pump(nodes, u)?
+                }
+                Err(e) => return Err(format!("{c:?} refused: {e}")),
+            }
+        }
+        Err(format!("{c:?} never accepted"))
+    };
+    let propose = |nodes: &mut BTreeMap<u64, Raft>, u: &mut Under<S>, what: &str| {
+        let raft = nodes.get_mut(&lead).ok_or("the leader is gone")?;
+        raft.propose(what.as_bytes().to_vec())
+            .map_err(|e| format!("propose: {e}"))?;
+        pump(nodes, u)
+    };
+    let compact = |nodes: &mut BTreeMap<u64, Raft>, u: &mut Under<S>| -> Result<(), String> {
+        let raft = nodes.get_mut(&NODE).ok_or("node 3 is gone")?;
+        let applied = raft.status().applied;
+        raft.compact(applied, format!("snapshot@{applied}").into_bytes());
+        pump(nodes, u)
+    };
+    change(&mut nodes, u, ConfChange::AddLearner(LEARNER))?;
+    propose(&mut nodes, u, "after the learner")?;
+    compact(&mut nodes, u)?;
+    change(&mut nodes, u, ConfChange::Remove(LEARNER))?;
+    propose(&mut nodes, u, "after the removal")?;
+    let node = nodes.get(&NODE).ok_or("node 3 is gone")?;
+    if node
+        .log()
+        .snapshot_membership()
+        .is_none_or(|m| !m.learners.contains(&LEARNER))
+    {
+        return Err(format!(
+            "node 3's snapshot does not cover the learner's addition: {:?}",
+            node.log().snapshot_membership().map(ToString::to_string)
+        ));
+    }
+    // A restart: the configuration is the log's (the removal), over the snapshot's.
+    let restarted = restart(u)?;
+    if restarted.membership() != node.membership() {
+        return Err(format!(
+            "restarted in the configuration {}, was in {}",
+            restarted.membership(),
+            node.membership()
+        ));
+    }
+    compact(&mut nodes, u)?;
+    let node = nodes.get(&NODE).ok_or("node 3 is gone")?;
+    let restarted = restart(u)?;
+    if restarted.membership() != node.membership()
+        || restarted.log().snapshot_membership() != node.log().snapshot_membership()
+    {
+        return Err(format!(
+            "restarted from a snapshot covering the removal in the configuration {}, was in {}",
+            restarted.membership(),
+            node.membership()
+        ));
+    }
+    Ok(())
+}
+
+/// Delivers every message until none is left; node 3's saves are checked.
+fn pump<S: Storage>(nodes: &mut BTreeMap<u64, Raft>, u: &mut Under<S>) -> Result<(), String> {
+    for _ in 0..100 {
+        let mut queue = Vec::new();
+        for (id, raft) in nodes.iter_mut() {
+            let mut result = Ok(());
+            let persisted = raft
+                .ready()
+                .persist(|p| -> Result<(), ()> {
+                    if *id == NODE {
+                        if p.snapshot.is_some() && p.snapshot_membership.is_some() {
+                            u.checked.snapshot_configurations += 1;
+                        }
+                        result = check_one(u, p);
+                    }
+                    Ok(())
+                })
+                .map_err(|()| "a save failed".to_owned())?;
+            result?;
+            queue.extend(persisted.messages);
+            queue.extend(persisted.replies);
+        }
+        if queue.is_empty() {
+            return Ok(());
+        }
+        for env in queue {
+            if let Some(raft) = nodes.get_mut(&env.to.0) {
+                raft.step(env);
+            }
+        }
+    }
+    Err("messages never stopped".into())
 }
 
 fn check_one<S: Storage>(u: &mut Under<S>, p: &Persist<'_>) -> Result<(), String> {
@@ -153,6 +292,13 @@ fn check_one<S: Storage>(u: &mut Under<S>, p: &Persist<'_>) -> Result<(), String
             b.entries().iter().map(|e| e.term.0).collect::<Vec<_>>(),
         ));
     }
+    if a.snapshot_membership() != b.snapshot_membership() {
+        return Err(format!(
+            "loaded the snapshot's configuration {:?}, saved {:?}",
+            a.snapshot_membership().map(ToString::to_string),
+            b.snapshot_membership().map(ToString::to_string),
+        ));
+    }
     if snapshot != u.snapshot {
         return Err(format!(
             "loaded a snapshot of {} bytes, saved {} bytes",
@@ -162,4 +308,24 @@ fn check_one<S: Storage>(u: &mut Under<S>, p: &Persist<'_>) -> Result<(), String
     }
     u.checked.saves += 1;
     Ok(())
+}
+
+/// A core restarted from the store, with a bootstrap configuration the log overrides.
+fn restart<S: Storage>(u: &mut Under<S>) -> Result<Raft, String> {
+    let store = u.store.as_ref().ok_or("the store was lost")?;
+    let (state, snapshot) = store.load().map_err(|e| format!("load failed: {e}"))?;
+    if state.log.snapshot_index() == LogIndex(0) {
+        return Err("no snapshot to restart from".into());
+    }
+    let config = Config {
+        election_ticks: 5,
+        heartbeat_ticks: 2,
+        ..Config::lab(NodeId(NODE), vec![NodeId(NODE), NodeId(8), NodeId(9)])
+    };
+    Ok(Raft::with_state(
+        config,
+        state,
+        snapshot,
+        ChaCha8Rng::seed_from_u64(NODE),
+    ))
 }

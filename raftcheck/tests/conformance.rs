@@ -2,8 +2,8 @@
 //! persister and the three in-memory stores; and a broken store it must reject.
 
 use raft::persist::PersistError;
-use raft::stores::{LogStore, MemLogStore, MemStores};
-use raft::{Entry, LogIndex, Term};
+use raft::stores::{LogStore, MemLogStore, MemSnapshotStore, MemStores, SnapshotStore};
+use raft::{Entry, LogIndex, Membership, Term};
 use raftcheck::conformance::check_storage;
 
 #[test]
@@ -19,6 +19,7 @@ fn the_labs_persister_conforms() {
         checked.snapshots >= 2,
         "compaction and install not both exercised: {checked:?}"
     );
+    assert!(checked.snapshot_configurations >= 2, "{checked:?}");
 }
 
 #[test]
@@ -28,6 +29,36 @@ fn three_small_stores_conform() {
         checked.truncations >= 1 && checked.snapshots >= 2,
         "{checked:?}"
     );
+    assert!(checked.snapshot_configurations >= 2, "{checked:?}");
+}
+
+/// A snapshot store that keeps the data but forgets the configuration it covers: a node
+/// restarted from it would come back in its bootstrap configuration.
+#[derive(Default)]
+struct ForgetsConfiguration(MemSnapshotStore);
+
+impl SnapshotStore for ForgetsConfiguration {
+    fn load(&self) -> Result<(Vec<u8>, Option<Membership>), PersistError> {
+        Ok((self.0.load()?.0, None))
+    }
+
+    fn save(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        membership: Option<&Membership>,
+        data: &[u8],
+    ) -> Result<(), PersistError> {
+        self.0.save(index, term, membership, data)
+    }
+}
+
+#[test]
+fn a_store_that_forgets_the_snapshots_configuration_is_rejected() {
+    type Broken =
+        raft::stores::Stores<MemLogStore, raft::stores::MemStableStore, ForgetsConfiguration>;
+    let err = check_storage(Broken::default, |s| s).expect_err("must not conform");
+    assert!(err.contains("configuration"), "{err}");
 }
 
 /// A log store that appends but never truncates: the classic bug of a hand-written store.
