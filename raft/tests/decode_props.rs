@@ -18,119 +18,8 @@ use raft::persist::{HardState, PersistError, decode};
 use raft::{Entry, Envelope, LogIndex, Message, NodeId, Term};
 use serde::Serialize;
 
-/// Measures the memory a closure allocates on this thread: its peak of live bytes and its
-/// largest single request. While measuring, a request above [`REFUSE_ABOVE`] fails (the
-/// process aborts with "memory allocation of N bytes failed") rather than being granted
-/// lazily by the operating system's overcommit, so a runaway length cannot pass unnoticed.
-mod alloc {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    pub const REFUSE_ABOVE: usize = 1 << 30;
-
-    pub struct Tracking;
-
-    thread_local! {
-        static ON: Cell<bool> = const { Cell::new(false) };
-        static LIVE: Cell<isize> = const { Cell::new(0) };
-        static PEAK: Cell<isize> = const { Cell::new(0) };
-        static LARGEST: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// Counts a request of `size` more bytes (`total`: the block's new size); false refuses it.
-    fn grow(size: usize, total: usize) -> bool {
-        ON.try_with(|on| {
-            if !on.get() {
-                return true;
-            }
-            LARGEST.set(LARGEST.get().max(total));
-            if total > REFUSE_ABOVE {
-                return false;
-            }
-            let live = LIVE.get() + size as isize;
-            LIVE.set(live);
-            PEAK.set(PEAK.get().max(live));
-            true
-        })
-        .unwrap_or(true)
-    }
-
-    fn shrink(size: usize) {
-        let _ = ON.try_with(|on| {
-            if on.get() {
-                LIVE.set(LIVE.get() - size as isize);
-            }
-        });
-    }
-
-    // SAFETY: every call is forwarded to the system allocator unchanged, or refused with null.
-    unsafe impl GlobalAlloc for Tracking {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            if !grow(layout.size(), layout.size()) {
-                return std::ptr::null_mut();
-            }
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            if !grow(layout.size(), layout.size()) {
-                return std::ptr::null_mut();
-            }
-            unsafe { System.alloc_zeroed(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            shrink(layout.size());
-            unsafe { System.dealloc(ptr, layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            if new_size > layout.size() {
-                if !grow(new_size - layout.size(), new_size) {
-                    return std::ptr::null_mut();
-                }
-            } else {
-                shrink(layout.size() - new_size);
-            }
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    /// What a measured closure allocated.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Usage {
-        /// Most bytes live at once (allocated during the closure and not yet freed).
-        pub peak: usize,
-        /// The largest single request.
-        pub largest: usize,
-    }
-
-    struct Off;
-
-    impl Drop for Off {
-        fn drop(&mut self) {
-            ON.set(false);
-        }
-    }
-
-    pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Usage) {
-        LIVE.set(0);
-        PEAK.set(0);
-        LARGEST.set(0);
-        ON.set(true);
-        let off = Off;
-        let r = f();
-        drop(off);
-        let usage = Usage {
-            peak: PEAK.get().max(0) as usize,
-            largest: LARGEST.get(),
-        };
-        (r, usage)
-    }
-}
-
 #[global_allocator]
-static ALLOC: alloc::Tracking = alloc::Tracking;
+static ALLOC: testalloc::Tracking = testalloc::Tracking;
 
 /// Damage done to a valid encoding: bit flips, overwritten, inserted and deleted bytes, a cut.
 /// Inserted bytes favour huge length prefixes (postcard's and bincode's varints of 2^64 - 1).
@@ -370,7 +259,7 @@ fn layout(hs: &HardState) -> Vec<u8> {
 /// Decodes persisted state under measurement: no panic (proptest reports one as a failure),
 /// a typed error or a state whose indices fit, and bounded memory.
 fn check_persist_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (result, usage) = alloc::measure(|| decode(bytes));
+    let (result, usage) = testalloc::measure(|| decode(bytes));
     prop_assert!(
         usage.peak <= bound(bytes.len()) && usage.largest <= bound(bytes.len()),
         "decoding {} bytes used {usage:?}",
@@ -392,7 +281,7 @@ fn check_persist_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
 }
 
 fn check_envelope_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (result, usage) = alloc::measure(|| postcard::from_bytes::<Envelope>(bytes));
+    let (result, usage) = testalloc::measure(|| postcard::from_bytes::<Envelope>(bytes));
     prop_assert!(
         usage.peak <= bound(bytes.len()) && usage.largest <= bound(bytes.len()),
         "decoding {} bytes used {usage:?}",
@@ -476,7 +365,7 @@ fn varint_max() -> Vec<u8> {
 fn an_entry_count_of_u64_max_is_corrupt_without_allocating() {
     // term 1, no vote, snapshot (0, 0), then the number of entries.
     let bytes = [vec![1, 0, 0, 0], varint_max()].concat();
-    let (result, usage) = alloc::measure(|| decode(&bytes));
+    let (result, usage) = testalloc::measure(|| decode(&bytes));
     assert!(
         matches!(result, Err(PersistError::Corrupt { .. })),
         "{result:?}"
@@ -507,7 +396,7 @@ fn huge_entry_counts_and_snapshot_lengths_in_messages_are_errors() {
     // InstallSnapshot (variant 4): term 1, last included (0, 0), then the data's length.
     let snapshot = [vec![0, 1, 4, 1, 0, 0], varint_max()].concat();
     for bytes in [append, snapshot] {
-        let (result, usage) = alloc::measure(|| postcard::from_bytes::<Envelope>(&bytes));
+        let (result, usage) = testalloc::measure(|| postcard::from_bytes::<Envelope>(&bytes));
         assert!(result.is_err(), "{result:?}");
         assert!(usage.peak < 1 << 20, "{usage:?}");
     }
