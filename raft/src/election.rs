@@ -127,7 +127,10 @@ impl Raft {
             return;
         }
         self.votes.insert(from, reply.vote_granted);
-        if self.has_vote_majority() {
+        let members = self.membership().members().len();
+        if self.has_vote_majority()
+            || (planted!(LearnerVoteCounted) && self.count_votes() > members / 2)
+        {
             self.become_leader();
         }
         // SOLUTION END

@@ -34,6 +34,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use labrpc::planted;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -164,8 +165,11 @@ impl Membership {
                 next.voters = voters.clone();
                 next.learners = learners.clone();
                 if next.voters.symmetric_difference(&self.voters).count() > 1 {
-                    // More than one voter changes: through the joint configuration.
-                    next.outgoing = self.voters.clone();
+                    // SOLUTION BEGIN: replace: more than one voter changes, so go through the joint configuration (thesis 4.3): its outgoing half is the old voters
+                    if !planted!(ConfChangeWithoutJoint) {
+                        next.outgoing = self.voters.clone();
+                    }
+                    // SOLUTION END
                 }
             }
         }
@@ -286,11 +290,14 @@ impl Raft {
         if self.transfer.is_some() {
             return Err(ConfChangeError::Transferring);
         }
+        // SOLUTION BEGIN: change_membership: one change at a time (InProgress while the latest configuration entry is uncommitted); none before an entry of your term has committed (NotCommittedInTerm, after appending a no-op with append_noop_once so that a retry succeeds); the next configuration from Membership::after; no new voter more than promotion_lag entries behind (Behind); then append it (append_membership: in force at once)
         let pending = self.membership_index();
         if pending > self.commit {
             return Err(ConfChangeError::InProgress(pending));
         }
-        if self.log.term_at(self.commit) != Some(self.term) {
+        if self.log.term_at(self.commit) != Some(self.term)
+            && !planted!(ConfChangeBeforeOwnTermCommit)
+        {
             self.append_noop_once();
             return Err(ConfChangeError::NotCommittedInTerm);
         }
@@ -313,9 +320,14 @@ impl Raft {
                 });
             }
         }
-        let at = self.append_membership(next);
+        let joint = next.is_joint();
+        let at = self.append_membership(next.clone());
+        if joint && planted!(JointLeftBeforeCommit) {
+            self.append_membership(next.leave_joint());
+        }
         self.after_commit();
         Ok(at)
+        // SOLUTION END
     }
 
     /// Appends a configuration entry on the leader; it takes effect at once.
@@ -406,9 +418,13 @@ impl Raft {
         }
         let m = self.membership().clone();
         if m.is_joint() {
-            // Thesis 4.3: C_old,new committed; now C_new alone.
-            self.append_membership(m.leave_joint());
+            // SOLUTION BEGIN: after_commit, joint: C_old,new has committed; append C_new (Membership::leave_joint) with append_membership (thesis 4.3)
+            if !planted!(JointNeverLeft) {
+                self.append_membership(m.leave_joint());
+            }
+            // SOLUTION END
         } else if !m.is_voter(self.config.id) {
+            // SOLUTION BEGIN: after_commit, removed: a configuration without you as a voter has committed; step down to follower of your term (thesis 4.2.2)
             info!(
                 node = self.config.id.0,
                 term = self.term.0,
@@ -417,6 +433,7 @@ impl Raft {
             );
             let term = self.term;
             self.become_follower(term, None);
+            // SOLUTION END
         }
     }
 

@@ -27,6 +27,9 @@ impl Raft {
             term
         };
         self.log.compact(index, term);
+        if planted!(SnapshotForgetsMembership) {
+            self.log = std::mem::take(&mut self.log).with_snapshot_membership(None);
+        }
         self.snapshot = Arc::new(data);
         self.state_dirty = true;
         self.snapshot_dirty = true;

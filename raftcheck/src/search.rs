@@ -51,6 +51,15 @@ pub struct Bounds {
     pub transfers: u32,
     /// Times a leader's check-quorum timer is made to run out (an election timeout of ticks).
     pub quorum_checks: u32,
+    /// Configuration changes a leader is asked for, as the scenario language's `conf` command
+    /// writes them (`remove 3`, `replace 1,2,4`, ...): any leader, any of them, at any time.
+    pub changes: Vec<String>,
+    /// How many of those a run may make (only a change the leader accepts counts; a refused
+    /// one, e.g. before an entry of its term committed, is an event like any other).
+    pub conf_changes: u32,
+    /// Also check at every state that any two configurations running nodes act on at the
+    /// same time have intersecting majorities (see [`overlap_violation`]).
+    pub check_configurations: bool,
     /// Longest path explored (events after `nodes N`).
     pub max_depth: usize,
     /// Stop (unfinished) after this many distinct states.
@@ -76,6 +85,9 @@ impl Default for Bounds {
             reads: 0,
             transfers: 0,
             quorum_checks: 0,
+            changes: Vec::new(),
+            conf_changes: 0,
+            check_configurations: false,
             max_depth: usize::MAX,
             max_states: 2_000_000,
             time_limit: Duration::from_secs(60),
@@ -96,6 +108,7 @@ struct Left {
     reads: u32,
     transfers: u32,
     quorum_checks: u32,
+    conf_changes: u32,
 }
 
 /// A state on the frontier: the cluster, what budget it has left, and how it was reached.
@@ -217,6 +230,15 @@ fn events(s: &State, bounds: &Bounds) -> Vec<(String, Left)> {
                             out.push((format!("transfer {id} {to}"), l));
                         }
                     }
+                    if left.conf_changes > 0 {
+                        let l = Left {
+                            conf_changes: left.conf_changes - 1,
+                            ..left
+                        };
+                        for change in &bounds.changes {
+                            out.push((format!("conf {id} {change}"), l));
+                        }
+                    }
                     if left.quorum_checks > 0 {
                         let l = Left {
                             quorum_checks: left.quorum_checks - 1,
@@ -328,6 +350,7 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
         reads: bounds.reads,
         transfers: bounds.transfers,
         quorum_checks: bounds.quorum_checks,
+        conf_changes: bounds.conf_changes,
     };
     let mut seen = BTreeSet::new();
     seen.insert(fingerprint(&root, &left));
@@ -345,22 +368,31 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
         // branching factor).
         let last = depth + 1 == bounds.max_depth;
         for s in &frontier {
-            for (command, left) in events(s, bounds) {
+            for (command, mut left) in events(s, bounds) {
                 stats.transitions += 1;
                 let mut cluster = s.cluster.clone();
                 if cluster.run(&command).is_err() {
                     continue; // not possible here (e.g. a message to a node that is down)
+                }
+                if command.starts_with("conf ") && !conf_accepted(&s.cluster, &cluster, &command) {
+                    // Refused: the run may still make its change.
+                    left.conf_changes = s.left.conf_changes;
                 }
                 let fp = fingerprint(&cluster, &left);
                 if !seen.insert(fp) {
                     continue;
                 }
                 stats.states += 1;
-                if let Some(v) = cluster.violation() {
+                let overlap = if bounds.check_configurations {
+                    overlap_violation(&cluster)
+                } else {
+                    None
+                };
+                if let Some(v) = cluster.violation().cloned().or(overlap) {
                     trail.push((s.id, command));
                     let id = (trail.len() - 1) as u32;
                     stats.elapsed = started.elapsed();
-                    let violation = v.clone();
+                    let violation = v;
                     return Outcome::Violation {
                         script: replay(&trail, id, &violation),
                         violation,
@@ -387,6 +419,76 @@ pub fn search(bounds: &Bounds, mut progress: impl FnMut(&Stats)) -> Outcome {
     // Every state within `max_depth` events (or every reachable state) was explored.
     stats.elapsed = started.elapsed();
     Outcome::Exhausted(stats)
+}
+
+/// Did the leader of `conf ID ...` accept the change (a configuration entry was appended)?
+fn conf_accepted(before: &Cluster, after: &Cluster, command: &str) -> bool {
+    let Some(id) = command
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let index = |c: &Cluster| c.node(id).map(|r| r.status().membership_index);
+    index(before) != index(after)
+}
+
+/// Thesis 4.1 across nodes: any two configurations that running nodes act on at the same
+/// time have intersecting majorities, so no two leaders can be elected, nor two different
+/// entries committed at one index, by disjoint sets of nodes. The one exception is the two ends
+/// of a joint change, C_old and C_new: C_new is appended only once C_old,new has committed (a
+/// majority of C_old stores it, so a node still on C_old cannot win a majority of C_old), which
+/// the monitor checks; the pair is exempt when some running node's log holds C_old,new with
+/// those halves. With one change per run (single-server or joint) nothing else may fail.
+pub fn overlap_violation(cluster: &Cluster) -> Option<Violation> {
+    use raft::Membership;
+    let running: Vec<(u64, Membership)> = cluster
+        .ids()
+        .iter()
+        .filter_map(|&id| cluster.node(id).map(|r| (id, r.membership().clone())))
+        .collect();
+    let joint_between = |old: &Membership, new: &Membership| {
+        running.iter().any(|(id, _)| {
+            cluster.node(*id).is_some_and(|r| {
+                let log = r.log();
+                log.membership_changes()
+                    .iter()
+                    .map(|(_, m)| m)
+                    .chain(log.snapshot_membership())
+                    .any(|j| j.outgoing == old.voters && j.voters == new.voters)
+            })
+        })
+    };
+    for (k, (a_id, a)) in running.iter().enumerate() {
+        for (b_id, b) in &running[k + 1..] {
+            if a.voters.is_empty() && a.outgoing.is_empty()
+                || b.voters.is_empty() && b.outgoing.is_empty()
+            {
+                continue; // a node that has not joined yet decides nothing
+            }
+            let Some((qa, qb)) = crate::monitor::disjoint_majorities(a, b) else {
+                continue;
+            };
+            if joint_between(a, b) || joint_between(b, a) {
+                continue;
+            }
+            let set = |q: &[raft::NodeId]| {
+                let v: Vec<String> = q.iter().map(|n| n.to_string()).collect();
+                format!("{{{}}}", v.join(","))
+            };
+            return Some(Violation {
+                property: crate::monitor::Property::Membership,
+                nodes: vec![raft::NodeId(*a_id), raft::NodeId(*b_id)],
+                detail: format!(
+                    "node {a_id} acts on {a} while node {b_id} acts on {b}: their majorities {} and {} do not intersect (two leaders could be elected, two entries committed at one index)",
+                    set(&qa),
+                    set(&qb)
+                ),
+            });
+        }
+    }
+    None
 }
 
 /// The commands leading to state `id`, replayed on a cluster that prints, as a script.

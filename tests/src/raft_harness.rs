@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use labrpc::{Network, Persister, Server, Sim, TaskGroup};
-use raft::{Apply, LabrpcTransport, LogIndex, Node, NodeId};
+use raft::{
+    Apply, ConfChange, ConfChangeError, LabrpcTransport, LogIndex, Membership, Node, NodeId,
+};
 use raftcheck::SharedMonitor;
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -37,6 +39,9 @@ pub enum Cmd {
     Str(String),
     /// A configuration entry (Raft's own), as `Membership` displays it.
     Config(String),
+    /// An empty entry a leader appends by itself (part 3G: to commit an entry of its term
+    /// before a configuration change).
+    Noop,
 }
 
 impl From<i64> for Cmd {
@@ -50,6 +55,7 @@ impl std::fmt::Display for Cmd {
         match self {
             Cmd::Int(v) => write!(f, "{v}"),
             Cmd::Config(c) => write!(f, "config {c}"),
+            Cmd::Noop => write!(f, "no-op"),
             Cmd::Str(s) if s.len() > 16 => write!(f, "{:?}..({} bytes)", &s[..16], s.len()),
             Cmd::Str(s) => write!(f, "{s:?}"),
         }
@@ -94,6 +100,9 @@ struct Shared {
     last_applied: Vec<u64>,
     max_index: u64,
     incarnation: Vec<u64>,
+    /// Every configuration entry applied by any server, by index (all servers agree on them:
+    /// `check_logs`).
+    configs: BTreeMap<u64, Membership>,
 }
 
 impl Shared {
@@ -154,6 +163,9 @@ pub struct Config {
     monitor: SharedMonitor,
     /// The Raft extensions the servers run with (none in parts 3A-3D).
     features: raft::Features,
+    /// The servers of the bootstrap configuration (all of them but in part 3G); the others
+    /// start with no configuration (`peers: vec![]`) and wait to be added.
+    bootstrap: Vec<usize>,
 }
 
 impl Config {
@@ -170,6 +182,27 @@ impl Config {
         unreliable: bool,
         snapshot: bool,
         features: raft::Features,
+    ) -> Config {
+        Config::with_bootstrap(
+            sim,
+            n,
+            unreliable,
+            snapshot,
+            features,
+            &(0..n).collect::<Vec<_>>(),
+        )
+    }
+
+    /// Part 3G: n servers of which only `bootstrap` form the initial configuration (all
+    /// voters); the others start with no configuration and join when a leader adds them
+    /// ([`Config::change_membership`]).
+    pub fn with_bootstrap(
+        sim: &Sim,
+        n: usize,
+        unreliable: bool,
+        snapshot: bool,
+        features: raft::Features,
+        bootstrap: &[usize],
     ) -> Config {
         let net = Network::new(sim.rng("net", 0));
         net.set_reliable(!unreliable);
@@ -190,11 +223,13 @@ impl Config {
                 last_applied: vec![0; n],
                 max_index: 0,
                 incarnation: vec![0; n],
+                configs: BTreeMap::new(),
             })),
             rng: Mutex::new(sim.rng("tester", 0)),
             summary: crate::Summary::new(),
             monitor: crate::safety::monitor("raft"),
             features,
+            bootstrap: bootstrap.to_vec(),
         };
         for i in 0..n {
             cfg.start1(i);
@@ -285,7 +320,13 @@ impl Config {
         let tasks = TaskGroup::new();
         st.tasks[i] = tasks.clone();
         let (tx, rx) = mpsc::unbounded_channel();
-        let peers = (0..self.n).map(|p| NodeId(p as u64)).collect();
+        // A server outside the bootstrap configuration joins: it knows no configuration until a
+        // leader's entries or snapshot bring one.
+        let peers = if self.bootstrap.contains(&i) {
+            self.bootstrap.iter().map(|p| NodeId(*p as u64)).collect()
+        } else {
+            Vec::new()
+        };
         let node = match Node::start(
             raft::Config::lab(NodeId(i as u64), peers).with(self.features),
             LabrpcTransport::new(ends),
@@ -604,6 +645,206 @@ impl Config {
     }
 }
 
+/// Whether configuration `m` already has what `change` asks for.
+fn achieved(m: &Membership, change: &ConfChange) -> bool {
+    match change {
+        ConfChange::AddVoter(id) => m.voters.contains(id),
+        ConfChange::AddLearner(id) => m.is_learner(*id),
+        ConfChange::Remove(id) => !m.contains(*id),
+        ConfChange::Replace { voters, learners } => {
+            !m.is_joint() && m.voters == *voters && m.learners == *learners
+        }
+    }
+}
+
+impl Config {
+    // -----------------------------------------------------------------------------------------
+    // Part 3G: membership changes
+
+    /// The configuration server i acts on (the latest in its log or snapshot, committed or
+    /// not), if it is running.
+    pub fn membership(&self, i: usize) -> Option<Membership> {
+        self.raft(i).map(|rf| rf.status().membership)
+    }
+
+    /// The servers `m` makes voters (of either half while joint), as tester indices.
+    pub fn voters(m: &Membership) -> Vec<usize> {
+        let mut v: Vec<usize> = m
+            .voters
+            .iter()
+            .chain(&m.outgoing)
+            .map(|id| id.0 as usize)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The configuration entries committed so far (applied by some server), by index.
+    pub fn committed_configs(&self) -> BTreeMap<u64, Membership> {
+        self.lock().configs.clone()
+    }
+
+    /// Like [`Config::try_change_membership`]; fails the test if the change is refused.
+    pub async fn change_membership(&self, change: ConfChange) -> (Membership, u64) {
+        match self.try_change_membership(change.clone()).await {
+            Ok(done) => done,
+            Err(e) => panic!("change_membership({change:?}) refused: {e}"),
+        }
+    }
+
+    /// Asks whichever connected server is leader to make `change` (the way `one` submits a
+    /// command), retrying what passes with time: no leader, no entry of the leader's term
+    /// committed yet, another change uncommitted or a joint configuration not left yet, a
+    /// transfer under way, a new voter still behind. Then waits until the configuration entry
+    /// is committed (applied by some server) and, for a change through a joint configuration,
+    /// until the final configuration the leader appends by itself is committed too. Returns
+    /// that configuration and its index. An error that no retry can fix (the change is
+    /// invalid, or already in force) is returned; 20 seconds without success fail the test.
+    pub async fn try_change_membership(
+        &self,
+        change: ConfChange,
+    ) -> Result<(Membership, u64), ConfChangeError> {
+        crate::test_event(
+            "test.change_membership",
+            serde_json::json!({ "change": format!("{change:?}") }),
+        );
+        let t0 = Instant::now();
+        let mut appended = false;
+        let mut starts = 0;
+        let mut last_refusal = None;
+        while t0.elapsed() < Duration::from_secs(20) {
+            let mut proposed = None;
+            for _ in 0..self.n {
+                starts = (starts + 1) % self.n;
+                let rf = {
+                    let st = self.lock();
+                    if st.connected[starts] {
+                        st.rafts[starts].clone()
+                    } else {
+                        None
+                    }
+                };
+                let Some(rf) = rf else { continue };
+                if appended {
+                    // An earlier attempt may have gone through after all.
+                    let s = rf.status();
+                    if s.role == raft::Role::Leader
+                        && s.membership_index <= s.commit
+                        && achieved(&s.membership, &change)
+                    {
+                        return Ok((s.membership, s.membership_index.0));
+                    }
+                }
+                match rf.change_membership(change.clone()).await {
+                    Ok((index, _)) => {
+                        proposed = Some(index.0);
+                        break;
+                    }
+                    Err(ConfChangeError::NotLeader(_)) => {}
+                    Err(
+                        e @ (ConfChangeError::NotCommittedInTerm
+                        | ConfChangeError::InProgress(_)
+                        | ConfChangeError::Joint
+                        | ConfChangeError::Transferring
+                        | ConfChangeError::Behind { .. }),
+                    ) => {
+                        last_refusal = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(index) = proposed else {
+                sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            appended = true;
+            // Wait for the entry to commit: some server applies a configuration at `index`
+            // (another command there means the entry was overwritten: try again).
+            let t1 = Instant::now();
+            let mut joint = None;
+            while t1.elapsed() < Duration::from_secs(3) {
+                let (nd, cmd) = self.n_committed(index);
+                if nd > 0 {
+                    match (cmd, self.lock().configs.get(&index).cloned()) {
+                        (Some(Cmd::Config(_)), Some(m)) if m.is_joint() => joint = Some(m),
+                        (Some(Cmd::Config(_)), Some(m)) => {
+                            crate::test_event(
+                                "test.membership",
+                                serde_json::json!({ "index": index, "membership": m.to_string() }),
+                            );
+                            return Ok((m, index));
+                        }
+                        _ => {}
+                    }
+                    break;
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+            let Some(joint) = joint else { continue };
+            // Committed C_old,new: the leader (this one or the next) appends C_new by itself.
+            let target = joint.leave_joint();
+            let t2 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) && t2.elapsed() < Duration::from_secs(10) {
+                let left = self
+                    .lock()
+                    .configs
+                    .range(index + 1..)
+                    .find(|(_, m)| !m.is_joint())
+                    .map(|(i, m)| (*i, m.clone()));
+                if let Some((i, m)) = left {
+                    assert_eq!(
+                        m, target,
+                        "the joint configuration {joint} was left for another than its new half"
+                    );
+                    crate::test_event(
+                        "test.membership",
+                        serde_json::json!({ "index": i, "membership": m.to_string() }),
+                    );
+                    return Ok((m, i));
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+            panic!(
+                "the joint configuration {joint} (committed at index {index}) was not left within 10 seconds"
+            );
+        }
+        panic!(
+            "change_membership({change:?}) did not complete within 20 seconds (last refusal: {})",
+            last_refusal.map_or("none".to_string(), |e| e.to_string())
+        );
+    }
+
+    /// Waits until each of `servers` acts on configuration `target` (within `timeout`);
+    /// fails the test with what they act on otherwise.
+    pub async fn wait_membership(&self, servers: &[usize], target: &Membership, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            self.check_safety();
+            let off: Vec<String> = servers
+                .iter()
+                .filter_map(|&i| match self.membership(i) {
+                    Some(m) if m == *target => None,
+                    Some(m) => Some(format!("server {i}: {m}")),
+                    None => Some(format!("server {i}: not running")),
+                })
+                .collect();
+            if off.is_empty() {
+                return;
+            }
+            if t0.elapsed() >= timeout {
+                panic!(
+                    "servers {servers:?} should act on the configuration {target} after {:?}, but {}",
+                    timeout,
+                    off.join("; ")
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Config {
     fn drop(&mut self) {
         let st = self.lock();
@@ -634,7 +875,12 @@ async fn applier(
             Apply::Command { .. } | Apply::Membership { .. } => {
                 let index = m.index().0;
                 let cmd: Cmd = match m {
-                    Apply::Membership { membership, .. } => Cmd::Config(membership.to_string()),
+                    Apply::Membership { membership, .. } => {
+                        let cmd = Cmd::Config(membership.to_string());
+                        st.configs.entry(index).or_insert(membership);
+                        cmd
+                    }
+                    Apply::Command { command, .. } if command.is_empty() => Cmd::Noop,
                     Apply::Command { command, .. } => match postcard::from_bytes(&command) {
                         Ok(c) => c,
                         Err(e) => {

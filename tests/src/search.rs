@@ -272,3 +272,35 @@ pub fn read_index() -> Bounds {
         ..Bounds::default()
     }
 }
+
+/// Part 3G: leader 1 of term 1 has committed `a` with node 2, so it may change the
+/// configuration at once. Exactly one configuration change is made in each run, asked of any
+/// leader at any moment: node 3's removal (single-server) or the replacement of {1, 2, 3} by
+/// {1} (through the joint configuration, left by the leader once it commits); among elections,
+/// a crash and restart, a drop, a reordering and a heartbeat round. Besides the
+/// monitor, every state is checked for two configurations in use at once whose majorities do
+/// not intersect (`raftcheck::search::overlap_violation`).
+pub fn membership() -> Bounds {
+    Bounds {
+        setup: lines(
+            "campaign 1
+             deliver 1->2 RequestVote
+             deliver 2->1 RequestVoteReply
+             propose 1 a
+             deliver 1->2 AppendEntries
+             deliver 2->1 AppendEntriesReply",
+        ),
+        max_term: 3,
+        proposals: 0,
+        changes: vec!["remove 3".into(), "replace 1".into()],
+        conf_changes: 1,
+        check_configurations: true,
+        crashes: 1,
+        drops: 1,
+        duplicates: 0,
+        reorders: 1,
+        heartbeats: 1,
+        max_depth: 6,
+        ..Bounds::default()
+    }
+}

@@ -1050,6 +1050,11 @@ fn search_transfer_3f() {
 }
 
 #[test]
+fn search_membership_3g() {
+    search_test("search_membership_3g", searches::membership());
+}
+
+#[test]
 fn search_elections_3x() {
     search_test("search_elections_3x", searches::elections());
 }
@@ -1226,3 +1231,6 @@ fn reordered_and_duplicated_append_entries_3x() {
 
 #[path = "parts/raft_production.rs"]
 mod production;
+
+#[path = "parts/raft_membership.rs"]
+mod membership;

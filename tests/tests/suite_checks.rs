@@ -108,6 +108,13 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::PreVoteBumpsTerm,
     Bug::CheckQuorumNeverStepsDown,
     Bug::TransferBeforeCaughtUp,
+    // Membership changes (part 3G).
+    Bug::ConfChangeBeforeOwnTermCommit,
+    Bug::ConfChangeWithoutJoint,
+    Bug::LearnerVoteCounted,
+    Bug::JointNeverLeft,
+    Bug::JointLeftBeforeCommit,
+    Bug::SnapshotForgetsMembership,
 ];
 
 /// Seeds of the random suite tried per bug before the search tests.
