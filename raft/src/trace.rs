@@ -3,8 +3,9 @@
 //!
 //! - `rpc.call` / `rpc.return` (through labrpc, with the call's id): [`describe`] of the request
 //!   and of the reply.
-//! - `node.state`: role, term, vote, leader, commit, applied, last index, snapshot index, each
-//!   time one of them changes (after the node handled what it had, and saved it).
+//! - `node.state`: role, term, vote, leader, commit, applied, last index, snapshot index (and
+//!   `config`, once the log or snapshot holds a configuration), each time one of them changes
+//!   (after the node handled what it had, and saved it).
 //! - `node.log`: the saved log changed: from index `from` on it is `terms` (a truncation, an
 //!   append, or both).
 //! - `node.boot`: the node (re)starts from its storage, with the log it loaded.
@@ -35,9 +36,8 @@ pub fn describe(env: &Envelope) -> Value {
             "TimeoutNowReply",
             json!({ "term": m.term.0, "campaigning": m.campaigning }),
         ),
-        Message::AppendEntries(m) => (
-            "AppendEntries",
-            json!({
+        Message::AppendEntries(m) => {
+            let mut f = json!({
                 "term": m.term.0,
                 "prev_index": m.prev_log_index.0,
                 "prev_term": m.prev_log_term.0,
@@ -45,8 +45,23 @@ pub fn describe(env: &Envelope) -> Value {
                 "terms": m.entries.iter().map(|e| e.term.0).collect::<Vec<_>>(),
                 "commit": m.leader_commit.0,
                 "round": m.round,
-            }),
-        ),
+            });
+            // Configuration entries, by index, when the request carries any.
+            let configs: Vec<Value> = m
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(k, e)| {
+                    e.membership().map(|c| {
+                        json!({ "index": m.prev_log_index.0 + 1 + k as u64, "config": c.to_string() })
+                    })
+                })
+                .collect();
+            if let (false, Value::Object(o)) = (configs.is_empty(), &mut f) {
+                o.insert("configs".into(), Value::Array(configs));
+            }
+            ("AppendEntries", f)
+        }
         Message::AppendEntriesReply(m) => (
             "AppendEntriesReply",
             json!({
@@ -89,6 +104,8 @@ pub(crate) struct Traced {
     applied: u64,
     last: u64,
     snap: u64,
+    /// The configuration, once the log or snapshot has one (`voters {0,1,2} learners {3}`).
+    config: Option<String>,
 }
 
 impl Traced {
@@ -102,6 +119,7 @@ impl Traced {
             applied: s.applied.0,
             last: s.last_index.0,
             snap: s.snapshot_index.0,
+            config: (s.membership_index.0 > 0).then(|| s.membership.to_string()),
         }
     }
 
@@ -112,7 +130,7 @@ impl Traced {
         }
         let name = node.to_string();
         labrpc::sim::trace_event(Some(&name), "node.state", || {
-            json!({
+            let mut v = json!({
                 "id": node,
                 "group": group,
                 "role": format!("{:?}", self.role).to_lowercase(),
@@ -123,7 +141,11 @@ impl Traced {
                 "applied": self.applied,
                 "last": self.last,
                 "snap": self.snap,
-            })
+            });
+            if let (Some(c), Value::Object(o)) = (&self.config, &mut v) {
+                o.insert("config".into(), json!(c));
+            }
+            v
         });
     }
 }
