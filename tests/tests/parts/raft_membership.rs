@@ -69,7 +69,7 @@ async fn wait_caught_up(cfg: &Config, i: usize, leader: usize) {
     panic!("server {i} did not catch up with leader {leader} within 5 seconds");
 }
 
-/// Two servers join a 3-server cluster while a client keeps committing: each is added as a
+/// Two servers join a 3-server cluster while three clients keep committing: each is added as a
 /// learner, catches up, and is promoted. Then the new voters count: with two of the original
 /// servers cut off, the other three (one original, the two new) still commit.
 #[test]
@@ -92,7 +92,7 @@ fn add_servers_to_a_loaded_cluster_3g() {
                 "server {i} joins with no configuration"
             );
         }
-        let client = load(&cfg, 1000, 3);
+        let clients: Vec<_> = (0..3).map(|c| load(&cfg, 1000 * (c + 1), 3)).collect();
         sleep(ELECTION_TIMEOUT / 2).await;
         let (m, _) = cfg.change_membership(ConfChange::AddLearner(node(3))).await;
         assert_eq!(m, config(&[0, 1, 2], &[3]));
@@ -103,12 +103,14 @@ fn add_servers_to_a_loaded_cluster_3g() {
         let (m, _) = cfg.change_membership(ConfChange::AddVoter(node(4))).await;
         let all = config(&[0, 1, 2, 3, 4], &[]);
         assert_eq!(m, all);
-        let committed = stop_load(client).await;
-        assert!(
-            committed > 0,
-            "the client committed nothing during the changes"
-        );
-        cfg.one(1999, 5, true).await;
+        for (c, client) in clients.into_iter().enumerate() {
+            let committed = stop_load(client).await;
+            assert!(
+                committed > 0,
+                "client {c} committed nothing during the changes"
+            );
+        }
+        cfg.one(9999, 5, true).await;
         cfg.wait_membership(&[0, 1, 2, 3, 4], &all, ELECTION_TIMEOUT)
             .await;
         // The new voters make the majority now.
@@ -121,11 +123,11 @@ fn add_servers_to_a_loaded_cluster_3g() {
         for &i in &cut {
             cfg.disconnect(i);
         }
-        cfg.one(2000, 3, true).await;
+        cfg.one(10000, 3, true).await;
         for &i in &cut {
             cfg.connect(i);
         }
-        cfg.one(2001, 5, true).await;
+        cfg.one(10001, 5, true).await;
         cfg.end();
     });
 }
