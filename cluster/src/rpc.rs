@@ -6,7 +6,9 @@
 //! [`rsm::StateMachine`]: the node decodes a command with its machine's `Command` type. Reads
 //! ([`RaftKv::read`]) carry the same command bytes as [`RaftKv::submit`]: one codec for both.
 
-use raft::Envelope;
+use std::net::SocketAddr;
+
+use raft::{ConfChange, Envelope};
 use rsm::{Session, SubmitError};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +46,113 @@ pub struct NodeStatus {
     pub pre_vote: bool,
     pub check_quorum: bool,
     pub lease_reads: bool,
+    /// The configuration this node acts on (the latest in its log, committed or not).
+    pub membership: MembershipStatus,
+}
+
+/// A configuration as `status` reports it (raft::Membership with plain ids).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipStatus {
+    pub voters: Vec<u64>,
+    /// While joint: the old configuration's voters.
+    pub outgoing: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// The index of its entry (0: the bootstrap configuration or the snapshot's).
+    pub index: u64,
+}
+
+impl MembershipStatus {
+    pub fn of(m: &raft::Membership, index: u64) -> MembershipStatus {
+        let ids = |s: &std::collections::BTreeSet<raft::NodeId>| s.iter().map(|n| n.0).collect();
+        MembershipStatus {
+            voters: ids(&m.voters),
+            outgoing: ids(&m.outgoing),
+            learners: ids(&m.learners),
+            index,
+        }
+    }
+
+    pub fn is_voter(&self, id: u64) -> bool {
+        self.voters.contains(&id) || self.outgoing.contains(&id)
+    }
+
+    pub fn is_learner(&self, id: u64) -> bool {
+        self.learners.contains(&id) && !self.is_voter(id)
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.is_voter(id) || self.learners.contains(&id)
+    }
+
+    /// Its role for node `id`: `voter`, `learner` or `-` (not a member).
+    pub fn role_of(&self, id: u64) -> &'static str {
+        if self.is_voter(id) {
+            "voter"
+        } else if self.is_learner(id) {
+            "learner"
+        } else {
+            "-"
+        }
+    }
+}
+
+impl std::fmt::Display for MembershipStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        write!(f, "voters {{{}}}", list(&self.voters))?;
+        if !self.outgoing.is_empty() {
+            write!(f, " outgoing {{{}}}", list(&self.outgoing))?;
+        }
+        if !self.learners.is_empty() {
+            write!(f, " learners {{{}}}", list(&self.learners))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a membership change was not made (raft::ConfChangeError over the wire, plus what the
+/// node saw while waiting for it to commit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembershipFailure {
+    #[error("node {at} is not the leader (leader hint: {hint:?})")]
+    NotLeader { at: u64, hint: Option<u64> },
+    /// Retry shortly: the leader appended a no-op to commit an entry of its term.
+    #[error("no entry of the leader's term has committed yet; retry shortly")]
+    NotCommittedInTerm,
+    /// Retry once the earlier change has committed.
+    #[error("the configuration change at index {0} has not committed yet")]
+    InProgress(u64),
+    /// Wait for the node to catch up (as a learner), then retry.
+    #[error("node {node} is {behind} entries behind the leader (at most {lag} allowed)")]
+    Behind { node: u64, behind: u64, lag: u64 },
+    #[error("node {0} already has that role")]
+    NoChange(u64),
+    #[error("node {0} is not a member")]
+    NotMember(u64),
+    /// The entry was appended but the leader lost its leadership, or the entry did not commit
+    /// within the wait: look at the configuration (`status`) and retry if needed.
+    #[error("the change at index {index} was appended but its commit is unknown: {why}")]
+    Unknown { index: u64, why: String },
+    /// A leadership transfer or a joint configuration is under way: retry shortly.
+    #[error("the leader is busy ({0}); retry shortly")]
+    Busy(String),
+    #[error("the change was refused: {0}")]
+    Refused(String),
+}
+
+impl MembershipFailure {
+    /// Whether the same change may succeed if asked again shortly (possibly of another node).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            MembershipFailure::NotLeader { .. }
+                | MembershipFailure::NotCommittedInTerm
+                | MembershipFailure::InProgress(_)
+                | MembershipFailure::Behind { .. }
+                | MembershipFailure::Unknown { .. }
+                | MembershipFailure::Busy(_)
+        )
+    }
 }
 
 /// One peer as a node sees it.
@@ -114,4 +223,16 @@ pub trait RaftKv {
         cluster: u64,
         table: FaultTable,
     ) -> Result<Result<FaultTable, FaultInjectionDisabled>, WrongCluster>;
+    /// Admin: node `id` is at `addr` (a node joining the cluster; the address is kept until
+    /// the process exits: restarts get every address from their command line).
+    async fn add_peer(cluster: u64, id: u64, addr: SocketAddr) -> Result<(), WrongCluster>;
+    /// Admin: asks the leader to change the configuration (raft::Node::change_membership) and
+    /// waits (a few seconds at most) until the entry commits; returns its index.
+    async fn change_membership(
+        cluster: u64,
+        change: ConfChange,
+    ) -> Result<Result<u64, MembershipFailure>, WrongCluster>;
+    /// Admin, once this node's removal has committed: marks its data directory as removed,
+    /// so that it never starts again (the caller then stops the process).
+    async fn retire(cluster: u64) -> Result<Result<(), String>, WrongCluster>;
 }

@@ -6,6 +6,16 @@
 //!
 //! Real nodes run with [`Features::production()`]: pre-vote and check-quorum on, reads
 //! confirmed by a round of heartbeats.
+//!
+//! # Membership
+//! A node starts in a [`Bootstrap`] configuration: every peer a voter (a new cluster), the
+//! first `k` (the nodes a cluster was created with, when others joined later), or none
+//! ([`Bootstrap::Join`]: a new node that waits for the leader to add it). The configuration
+//! in its log or snapshot, once there is one, overrides it. The nodes' addresses come from
+//! `NodeConfig::peers` (node `i` at `peers[i]`) and, for a node that joins later, from the
+//! `add_peer` admin call. Each node narrates its configuration in its log (joined, promoted,
+//! removed); once its own removal has committed, or on the `retire` admin call, it writes the
+//! `removed` marker ([`storage::write_removed`]) and never starts on that directory again.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,10 +38,16 @@ use tracing::info;
 pub use raft::Features;
 
 use crate::faults::{FaultInjectionDisabled, FaultTable, Faults};
-use crate::rpc::{NodeStatus, PeerContact, RaftKv, SubmitFailure, TransferFailure, WrongCluster};
+use crate::rpc::{
+    MembershipFailure, MembershipStatus, NodeStatus, PeerContact, RaftKv, SubmitFailure,
+    TransferFailure, WrongCluster,
+};
 use crate::storage::{self, DiskStorage};
-use crate::transport::{MAX_FRAME, TcpTransport};
+use crate::transport::{AddressBook, MAX_FRAME, TcpTransport};
+
+mod membership;
 use crate::wire::ServerCodec;
+use membership::{change_and_wait, watch_membership};
 
 /// How to run one node.
 #[derive(Clone, Debug)]
@@ -53,6 +69,19 @@ pub struct NodeConfig {
     /// Serve the `set_faults` admin RPC (chaos testing: `raftlab chaos` cuts and slows links
     /// between nodes through it). Off, the node refuses it.
     pub allow_fault_injection: bool,
+}
+
+/// The configuration a node starts in, until its log or snapshot holds one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Every node of `NodeConfig::peers` is a voter (a new cluster).
+    #[default]
+    AllPeers,
+    /// Nodes `0..k` are the voters: the nodes the cluster was created with; later ones joined.
+    Voters(usize),
+    /// No configuration: the node never campaigns and waits for a leader to add it (as a
+    /// learner) and send it the log or a snapshot. How a node joins a running cluster.
+    Join,
 }
 
 /// Answers a command that only reads the machine's state, or `None` if the command writes
@@ -78,6 +107,11 @@ pub enum NodeError {
         stored: u64,
         given: u64,
     },
+    #[error(
+        "{dir} belongs to a node removed from the cluster ({why}); it must not rejoin: add a new \
+         node with `raftlab cluster add-node`, or delete the directory to reuse its place"
+    )]
+    Removed { dir: PathBuf, why: String },
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
     #[error("cannot start the service: {0}")]
@@ -119,6 +153,14 @@ pub async fn start_kv_node(cfg: NodeConfig) -> Result<StartedNode, NodeError> {
     start_node(cfg, Store::default(), Some(kv_read)).await
 }
 
+/// [`start_kv_node`] in the given bootstrap configuration.
+pub async fn start_kv_node_with(
+    cfg: NodeConfig,
+    bootstrap: Bootstrap,
+) -> Result<StartedNode, NodeError> {
+    start_node_with(cfg, bootstrap, Store::default(), Some(kv_read)).await
+}
+
 /// Serves one node of `machine` until the process is killed. The machine starts from the
 /// node's last snapshot, if it has one. Every command goes through the log.
 pub async fn run_node<M: StateMachine>(cfg: NodeConfig, machine: M) -> Result<(), NodeError> {
@@ -158,9 +200,31 @@ pub async fn start_node<M: StateMachine>(
     machine: M,
     reads: Option<ReadFn<M>>,
 ) -> Result<StartedNode, NodeError> {
+    start_node_with(cfg, Bootstrap::AllPeers, machine, reads).await
+}
+
+/// [`start_node`] in the given bootstrap configuration. Refuses a data directory whose node
+/// was removed from the cluster ([`NodeError::Removed`]).
+pub async fn start_node_with<M: StateMachine>(
+    cfg: NodeConfig,
+    bootstrap: Bootstrap,
+    machine: M,
+    reads: Option<ReadFn<M>>,
+) -> Result<StartedNode, NodeError> {
     let n = cfg.peers.len();
     if cfg.id as usize >= n {
         return Err(NodeError::BadId { id: cfg.id, n });
+    }
+    let voters = match bootstrap {
+        Bootstrap::AllPeers => n,
+        Bootstrap::Voters(k) => k.min(n),
+        Bootstrap::Join => 0,
+    };
+    if let Some(why) = storage::read_removed(&cfg.data_dir)? {
+        return Err(NodeError::Removed {
+            dir: cfg.data_dir.clone(),
+            why,
+        });
     }
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         NodeError::Storage(storage::StorageError::Io {
@@ -174,13 +238,14 @@ pub async fn start_node<M: StateMachine>(
     let wal_size = move || std::fs::metadata(&wal_path).map_or(0, |m| m.len() as usize);
     let faults = Faults::default();
     let transport = TcpTransport::with_faults(cluster, &cfg.peers, faults.clone());
+    let book = transport.addresses();
     let tasks = TaskGroup::new();
     let rsm = Rsm::start_with(
         format!("node-{}", cfg.id),
         transport,
         disk,
         cfg.id as usize,
-        n,
+        voters,
         wal_size.clone(),
         RsmOptions {
             maxraftstate: cfg.maxraftstate,
@@ -217,14 +282,27 @@ pub async fn start_node<M: StateMachine>(
             ""
         },
     );
+    if bootstrap == Bootstrap::Join && rsm.raft().status().membership.members().is_empty() {
+        info!(
+            node = cfg.id,
+            "node {}: starting with no configuration: waiting for the leader to add me", cfg.id
+        );
+    }
     let raft = rsm.raft().clone();
+    tokio::spawn(watch_membership(
+        cfg.id,
+        cluster,
+        raft.clone(),
+        cfg.data_dir.clone(),
+    ));
     let server = NodeServer {
         cluster,
         id: cfg.id,
         rsm,
         reads,
         features: cfg.features,
-        n,
+        book,
+        data_dir: cfg.data_dir.clone(),
         wal_size: Arc::new(wal_size),
         faults: cfg.allow_fault_injection.then_some(faults),
     };
@@ -250,8 +328,9 @@ struct NodeServer<M: StateMachine> {
     rsm: Rsm<M>,
     reads: Option<ReadFn<M>>,
     features: Features,
-    /// How many nodes the cluster has.
-    n: usize,
+    /// The peers' addresses (shared with the transport).
+    book: AddressBook,
+    data_dir: PathBuf,
     wal_size: Arc<dyn Fn() -> usize + Send + Sync>,
     /// The fault table, if fault injection is allowed.
     faults: Option<Faults>,
@@ -265,7 +344,8 @@ impl<M: StateMachine> Clone for NodeServer<M> {
             rsm: self.rsm.clone(),
             reads: self.reads,
             features: self.features,
-            n: self.n,
+            book: self.book.clone(),
+            data_dir: self.data_dir.clone(),
             wal_size: self.wal_size.clone(),
             faults: self.faults.clone(),
         }
@@ -391,7 +471,10 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
         let contact = self.rsm.raft().contact();
         let now = tokio::time::Instant::now();
         let ms_ago = |t: tokio::time::Instant| now.saturating_duration_since(t).as_millis() as u64;
-        let peers = (0..self.n as u64)
+        // The members of its configuration (a removed node's address stays in the book).
+        let ids: Vec<u64> = s.membership.members().iter().map(|n| n.0).collect();
+        let peers = ids
+            .into_iter()
             .filter(|&p| p != self.id)
             .map(|p| PeerContact {
                 id: p,
@@ -416,6 +499,52 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
             pre_vote: self.features.pre_vote,
             check_quorum: self.features.check_quorum,
             lease_reads: self.features.lease_reads && self.features.check_quorum,
+            membership: MembershipStatus::of(&s.membership, s.membership_index.0),
+        })
+    }
+
+    async fn add_peer(
+        self,
+        _: Context,
+        cluster: u64,
+        id: u64,
+        addr: SocketAddr,
+    ) -> Result<(), WrongCluster> {
+        self.check(cluster)?;
+        if self.book.get(NodeId(id)) != Some(addr) {
+            info!(node = self.id, "node {}: node {id} is at {addr}", self.id);
+            self.book.set(NodeId(id), addr);
+        }
+        Ok(())
+    }
+
+    async fn change_membership(
+        self,
+        _: Context,
+        cluster: u64,
+        change: raft::ConfChange,
+    ) -> Result<Result<u64, MembershipFailure>, WrongCluster> {
+        self.check(cluster)?;
+        Ok(change_and_wait(self.rsm.raft(), self.id, change).await)
+    }
+
+    async fn retire(self, _: Context, cluster: u64) -> Result<Result<(), String>, WrongCluster> {
+        self.check(cluster)?;
+        let s = self.rsm.raft().status();
+        let why = format!(
+            "node {} of cluster {:016x}: retired after its removal (last configuration it knew: {}, index {})",
+            self.id, self.cluster, s.membership, s.membership_index
+        );
+        Ok(match storage::write_removed(&self.data_dir, &why) {
+            Ok(()) => {
+                info!(
+                    node = self.id,
+                    "node {}: removed from the cluster; this data directory is marked and will not start again",
+                    self.id
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
         })
     }
 

@@ -15,6 +15,8 @@
 //!   after the snapshot holds the later ones. A configuration that does not decode is
 //!   [`StorageError::Corrupt`].
 //! - `cluster-id`: 16 hex digits and a newline (see [`read_cluster_id`]).
+//! - `removed`: present once the node's removal from the configuration committed (text: when
+//!   and why); a node refuses to start on such a directory (see [`write_removed`]).
 //! - `LOCK`: locked while a [`DiskStorage`] is open, so two processes never share a directory.
 //! - `wal.tmp`, `snapshot.tmp`, `cluster-id.tmp`: files being replaced; a crash may leave them,
 //!   and opening removes them.
@@ -57,7 +59,9 @@ use raft::log::RaftLog;
 use raft::{Entry, HardState, LogIndex, Membership, NodeId, Persist, PersistError, Storage, Term};
 
 pub use error::StorageError;
-pub use meta::{CLUSTER_ID_FILE, read_cluster_id, write_cluster_id};
+pub use meta::{
+    CLUSTER_ID_FILE, REMOVED_FILE, read_cluster_id, read_removed, write_cluster_id, write_removed,
+};
 pub use snapshot_file::{SNAPSHOT_FILE, SNAPSHOT_TMP};
 pub use wal::{WAL_FILE, WAL_TMP};
 
@@ -191,7 +195,7 @@ impl DiskStorage {
             },
         })?;
         // Leftovers of an interrupted replacement: the real files are intact, these are not.
-        for tmp in [WAL_TMP, SNAPSHOT_TMP, "cluster-id.tmp"] {
+        for tmp in [WAL_TMP, SNAPSHOT_TMP, "cluster-id.tmp", "removed.tmp"] {
             fsutil::remove_stale(dir, tmp)?;
         }
 

@@ -45,9 +45,52 @@ pub fn ctx() -> context::Context {
 /// Raft messages to peers over TCP.
 pub struct TcpTransport {
     cluster: u64,
-    peers: BTreeMap<NodeId, SocketAddr>,
-    conns: Arc<Mutex<BTreeMap<NodeId, RaftKvClient>>>,
+    book: AddressBook,
     faults: Faults,
+}
+
+/// The peers' addresses a transport sends to, shared with whoever learns new ones (the node's
+/// `add_peer` admin call, when a node joins the cluster). Changing an address drops the
+/// connection to the old one.
+#[derive(Clone, Debug, Default)]
+pub struct AddressBook {
+    addrs: Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>,
+    conns: Arc<Mutex<BTreeMap<NodeId, RaftKvClient>>>,
+}
+
+impl AddressBook {
+    /// Node `id` is at `addr` from now on.
+    pub fn set(&self, id: NodeId, addr: SocketAddr) {
+        let old = self
+            .addrs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, addr);
+        if old != Some(addr) {
+            self.conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<SocketAddr> {
+        self.addrs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+    }
+
+    /// Every known node and its address, in id order.
+    pub fn all(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.addrs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, a)| (*id, *a))
+            .collect()
+    }
 }
 
 impl TcpTransport {
@@ -59,23 +102,27 @@ impl TcpTransport {
     /// A transport that drops and delays messages as `faults` says (an outgoing message to a
     /// blocked peer fails at once, as if its connection were down).
     pub fn with_faults(cluster: u64, peers: &[SocketAddr], faults: Faults) -> Self {
+        let book = AddressBook::default();
+        for (i, a) in peers.iter().enumerate() {
+            book.set(NodeId(i as u64), *a);
+        }
         TcpTransport {
             cluster,
-            peers: peers
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (NodeId(i as u64), *a))
-                .collect(),
-            conns: Arc::new(Mutex::new(BTreeMap::new())),
+            book,
             faults,
         }
+    }
+
+    /// The addresses this transport sends to (shared: a change applies to the next message).
+    pub fn addresses(&self) -> AddressBook {
+        self.book.clone()
     }
 }
 
 impl Transport for TcpTransport {
     fn call(&self, to: NodeId, env: Envelope) -> BoxFuture<Option<Envelope>> {
-        let addr = self.peers.get(&to).copied();
-        let conns = self.conns.clone();
+        let addr = self.book.get(to);
+        let conns = self.book.conns.clone();
         let cluster = self.cluster;
         let fault = self.faults.outgoing(to.0);
         Box::pin(async move {

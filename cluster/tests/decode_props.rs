@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster::rpc::{
-    NodeStatus, PeerContact, RaftKvRequest, RaftKvResponse, SubmitFailure, TransferFailure,
-    WrongCluster,
+    MembershipFailure, MembershipStatus, NodeStatus, PeerContact, RaftKvRequest, RaftKvResponse,
+    SubmitFailure, TransferFailure, WrongCluster,
 };
 use cluster::storage::{self, DiskStorage, Options, SNAPSHOT_FILE, StorageError, Update, WAL_FILE};
 use cluster::wire;
@@ -735,6 +735,16 @@ fn request() -> impl Strategy<Value = RaftKvRequest> {
             .prop_map(|(cluster, command)| RaftKvRequest::Read { cluster, command }),
         (any::<u64>(), wild()).prop_map(|(cluster, to)| RaftKvRequest::Transfer { cluster, to }),
         any::<u64>().prop_map(|cluster| RaftKvRequest::Status { cluster }),
+        (any::<u64>(), wild(), any::<([u8; 4], u16)>()).prop_map(|(cluster, id, (ip, port))| {
+            RaftKvRequest::AddPeer {
+                cluster,
+                id,
+                addr: std::net::SocketAddr::from((ip, port)),
+            }
+        }),
+        (any::<u64>(), conf_change())
+            .prop_map(|(cluster, change)| RaftKvRequest::ChangeMembership { cluster, change }),
+        any::<u64>().prop_map(|cluster| RaftKvRequest::Retire { cluster }),
     ]
 }
 
@@ -787,12 +797,14 @@ fn node_status() -> impl Strategy<Value = NodeStatus> {
             proptest::option::of(wild()),
             any::<(bool, bool, bool)>(),
         ),
+        membership_status(),
     )
         .prop_map(
             |(
                 (id, pid, role, term, leader),
                 (commit, applied, last_index, snapshot_index, log_bytes),
                 (leader_contact, peers, transferring_to, (pre_vote, check_quorum, lease_reads)),
+                membership,
             )| NodeStatus {
                 id,
                 pid,
@@ -810,8 +822,49 @@ fn node_status() -> impl Strategy<Value = NodeStatus> {
                 pre_vote,
                 check_quorum,
                 lease_reads,
+                membership,
             },
         )
+}
+
+fn membership_status() -> impl Strategy<Value = MembershipStatus> {
+    let ids = || proptest::collection::vec(wild(), 0..4);
+    (ids(), ids(), ids(), wild()).prop_map(|(voters, outgoing, learners, index)| MembershipStatus {
+        voters,
+        outgoing,
+        learners,
+        index,
+    })
+}
+
+fn conf_change() -> impl Strategy<Value = raft::ConfChange> {
+    use raft::ConfChange;
+    let set = || proptest::collection::btree_set(wild().prop_map(NodeId), 0..4);
+    prop_oneof![
+        wild().prop_map(|n| ConfChange::AddVoter(NodeId(n))),
+        wild().prop_map(|n| ConfChange::AddLearner(NodeId(n))),
+        wild().prop_map(|n| ConfChange::Remove(NodeId(n))),
+        (set(), set()).prop_map(|(voters, learners)| ConfChange::Replace { voters, learners }),
+    ]
+}
+
+fn membership_failure() -> impl Strategy<Value = MembershipFailure> {
+    prop_oneof![
+        (wild(), proptest::option::of(wild()))
+            .prop_map(|(at, hint)| MembershipFailure::NotLeader { at, hint }),
+        Just(MembershipFailure::NotCommittedInTerm),
+        wild().prop_map(MembershipFailure::InProgress),
+        (wild(), wild(), wild()).prop_map(|(node, behind, lag)| MembershipFailure::Behind {
+            node,
+            behind,
+            lag
+        }),
+        wild().prop_map(MembershipFailure::NoChange),
+        wild().prop_map(MembershipFailure::NotMember),
+        (wild(), ".{0,12}").prop_map(|(index, why)| MembershipFailure::Unknown { index, why }),
+        ".{0,12}".prop_map(MembershipFailure::Busy),
+        ".{0,12}".prop_map(MembershipFailure::Refused),
+    ]
 }
 
 fn outcome() -> impl Strategy<Value = Result<Result<Vec<u8>, SubmitFailure>, WrongCluster>> {
@@ -840,6 +893,19 @@ fn response() -> impl Strategy<Value = Response<RaftKvResponse>> {
         .prop_map(RaftKvResponse::Transfer),
         prop_oneof![node_status().prop_map(Ok), wrong_cluster().prop_map(Err)]
             .prop_map(RaftKvResponse::Status),
+        prop_oneof![Just(Ok(())), wrong_cluster().prop_map(Err)].prop_map(RaftKvResponse::AddPeer),
+        prop_oneof![
+            wild().prop_map(|i| Ok(Ok(i))),
+            membership_failure().prop_map(|f| Ok(Err(f))),
+            wrong_cluster().prop_map(Err),
+        ]
+        .prop_map(RaftKvResponse::ChangeMembership),
+        prop_oneof![
+            Just(Ok(Ok(()))),
+            ".{0,12}".prop_map(|e| Ok(Err(e))),
+            wrong_cluster().prop_map(Err),
+        ]
+        .prop_map(RaftKvResponse::Retire),
     ];
     let message = prop_oneof![
         4 => body.prop_map(Ok),

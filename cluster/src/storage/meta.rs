@@ -45,3 +45,29 @@ pub fn write_cluster_id(dir: &Path, id: u64) -> Result<(), StorageError> {
     fsutil::replace_atomically(dir, CLUSTER_ID_FILE, CLUSTER_ID_TMP, &[text.as_bytes()])?;
     Ok(())
 }
+
+/// The `removed` file: written once the node's removal from the configuration has committed,
+/// so that its data directory never rejoins the cluster by accident (a node restarted on it
+/// would otherwise campaign or answer with a stale log as if it still belonged). Its text says
+/// when and why, for the operator.
+pub const REMOVED_FILE: &str = "removed";
+const REMOVED_TMP: &str = "removed.tmp";
+
+/// Marks `dir` as the data directory of a removed node, atomically.
+pub fn write_removed(dir: &Path, why: &str) -> Result<(), StorageError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let text = format!("{}\n", why.trim_end());
+    fsutil::replace_atomically(dir, REMOVED_FILE, REMOVED_TMP, &[text.as_bytes()])?;
+    Ok(())
+}
+
+/// The text of `dir`'s `removed` file, if the node was removed (any bytes, lossily: the file
+/// is only ever checked for presence and shown).
+pub fn read_removed(dir: &Path) -> Result<Option<String>, StorageError> {
+    let path = dir.join(REMOVED_FILE);
+    match fs::read(&path) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim_end().to_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_at(path)(e)),
+    }
+}

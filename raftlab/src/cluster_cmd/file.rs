@@ -197,6 +197,21 @@ pub(crate) fn spawn_node(
     cluster_id: u64,
     flags: FeatureArgs,
 ) -> anyhow::Result<std::process::Child> {
+    spawn_node_as(exe, dir, id, addr, peers, cluster_id, flags, &[])
+}
+
+/// [`spawn_node`] with more `raftlab node` flags (`--join`, `--voters K`: see `Roster`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn_node_as(
+    exe: &Path,
+    dir: &Path,
+    id: u64,
+    addr: SocketAddr,
+    peers: &str,
+    cluster_id: u64,
+    flags: FeatureArgs,
+    extra: &[String],
+) -> anyhow::Result<std::process::Child> {
     let node_dir = dir.join(format!("node-{id}"));
     let log_path = dir.join(format!("node-{id}.log"));
     let log = fs::OpenOptions::new()
@@ -213,6 +228,7 @@ pub(crate) fn spawn_node(
         .arg(&node_dir)
         .args(["--cluster-id", &format!("{cluster_id:016x}")])
         .args(flags.flags())
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().context("cannot share the log file")?)
         .stderr(log)

@@ -5,9 +5,11 @@
 //! - `node.rs`: one node process (`raftlab node`) and its narration of events.
 //! - `file.rs`: the cluster directory's `cluster.txt`, the feature flags, spawning nodes.
 //! - `status.rs`: `cluster status` and `cluster transfer`.
+//! - `membership.rs`: `cluster add-node|remove-node|promote` and DIR/membership.txt.
 //! - this file: the commands' arguments, `cluster start|stop` and `kv`.
 
 mod file;
+mod membership;
 mod node;
 mod status;
 
@@ -21,13 +23,14 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use cluster::client::TcpClerk;
 use cluster::rpc::{NodeStatus, TransferFailure};
-use cluster::server::{Features, NodeConfig, start_kv_node};
+use cluster::server::{Bootstrap, Features, NodeConfig, start_kv_node_with};
 use cluster::transport::{connect, ctx};
 use raft::{Event, Subscription};
 use tracing::info;
 
 use file::describe;
-pub(crate) use file::{ClusterFile, FeatureArgs, node_alive, spawn_node};
+pub(crate) use file::{ClusterFile, FeatureArgs, node_alive, spawn_node, spawn_node_as};
+use membership::Roster;
 pub use node::{NodeArgs, node};
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -60,6 +63,39 @@ enum ClusterCommand {
         /// existing cluster's nodes use the recorded ones).
         #[command(flatten)]
         features: FeatureArgs,
+        /// Nodes snapshot when their write-ahead log reaches this many bytes (recorded for a
+        /// new cluster in DIR/membership.txt; default 4 MiB).
+        #[arg(long)]
+        maxraftstate: Option<usize>,
+    },
+    /// Start a new node with an empty data directory and add it to the running cluster: as a
+    /// learner, which catches up, then (unless --learner) promoted to voter.
+    AddNode {
+        /// Leave it a learner (it receives the log, never votes); `promote` makes it a voter.
+        #[arg(long)]
+        learner: bool,
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Remove node N from the configuration, mark its data directory as removed (it never
+    /// starts again), and stop its process.
+    RemoveNode {
+        id: u64,
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Make learner N a voter (retried until it has caught up).
+    Promote {
+        id: u64,
+        #[arg(long, default_value = "raftlab-cluster")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
     },
     /// Stop every node of the cluster.
     Stop {
@@ -122,7 +158,17 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             host,
             dir,
             features,
-        } => start(nodes, base_port, host, &dir, features),
+            maxraftstate,
+        } => start(nodes, base_port, host, &dir, features, maxraftstate),
+        ClusterCommand::AddNode {
+            learner,
+            dir,
+            timeout,
+        } => membership::add_node(&dir, learner, timeout),
+        ClusterCommand::RemoveNode { id, dir, timeout } => {
+            membership::remove_node(&dir, id, timeout)
+        }
+        ClusterCommand::Promote { id, dir, timeout } => membership::promote(&dir, id, timeout),
         ClusterCommand::Stop { dir } => stop(&dir),
         ClusterCommand::Status { dir } => status::status(&dir),
         ClusterCommand::Transfer { to, dir, timeout } => status::transfer(&dir, to, timeout),
@@ -135,6 +181,7 @@ fn start(
     host: std::net::IpAddr,
     dir: &Path,
     flags: FeatureArgs,
+    maxraftstate: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -155,6 +202,13 @@ fn start(
             f
         }
         None => {
+            if maxraftstate.is_some() {
+                Roster {
+                    maxraftstate,
+                    ..Roster::default()
+                }
+                .write(dir)?;
+            }
             let ports: Vec<u16> = (0..nodes)
                 .map(|i| base_port.checked_add(i))
                 .collect::<Option<_>>()
@@ -170,20 +224,17 @@ fn start(
             }
         }
     };
-    let peers = file
-        .addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let peers = membership::peers_arg(&file);
+    let roster = Roster::read(dir)?;
+    let n = file.nodes.len();
     let exe = std::env::current_exe().context("cannot find the raftlab executable")?;
     let features = file.features.features()?;
     let mut started = 0;
     for (id, addr, pid) in &mut file.nodes {
-        if pid.is_some_and(node_alive) {
+        if pid.is_some_and(node_alive) || roster.removed.contains(id) {
             continue;
         }
-        let child = spawn_node(
+        let child = spawn_node_as(
             &exe,
             dir,
             *id,
@@ -191,6 +242,7 @@ fn start(
             &peers,
             file.cluster_id,
             file.features,
+            &roster.node_flags(*id, n),
         )?;
         *pid = Some(child.id());
         started += 1;
@@ -206,7 +258,7 @@ fn start(
         file.cluster_id,
         describe(features),
         started,
-        file.nodes.len(),
+        file.nodes.iter().filter(|(_, _, p)| p.is_some()).count(),
         dir.display()
     );
     Ok(ExitCode::SUCCESS)

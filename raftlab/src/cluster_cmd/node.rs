@@ -23,6 +23,14 @@ pub struct NodeArgs {
     /// Snapshot when the write-ahead log reaches this many bytes.
     #[arg(long, default_value_t = 4 << 20)]
     maxraftstate: usize,
+    /// Join a running cluster: start with no configuration, never campaign, and wait for the
+    /// leader to add this node (`raftlab cluster add-node` does all of it).
+    #[arg(long, conflicts_with = "voters")]
+    join: bool,
+    /// The bootstrap configuration is nodes 0..K (the nodes the cluster was created with;
+    /// default: every node of --peers). The log's configuration overrides it once there is one.
+    #[arg(long, value_name = "K")]
+    voters: Option<usize>,
     #[command(flatten)]
     features: FeatureArgs,
 }
@@ -64,7 +72,12 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         allow_fault_injection: args.features.allow_fault_injection,
     };
     runtime()?.block_on(async move {
-        let node = start_kv_node(cfg).await?;
+        let bootstrap = match (args.join, args.voters) {
+            (true, _) => Bootstrap::Join,
+            (false, Some(k)) => Bootstrap::Voters(k),
+            (false, None) => Bootstrap::AllPeers,
+        };
+        let node = start_kv_node_with(cfg, bootstrap).await?;
         tokio::spawn(narrate(id, node.raft().subscribe(EVENTS)));
         node.serve().await;
         anyhow::Ok(())

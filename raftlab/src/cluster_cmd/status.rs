@@ -60,11 +60,41 @@ pub(super) fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         None => file.features.features()?,
     };
     println!("cluster {:016x} ({})", file.cluster_id, describe(features));
+    let roster = super::membership::Roster::read(dir)?;
+    // The configuration as the leader sees it, or else the latest any node has.
+    let seen_by = current_leader(&file, &statuses)
+        .map(|(i, _)| i)
+        .or_else(|| {
+            statuses
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.membership.index)))
+                .max_by_key(|(_, index)| *index)
+                .map(|(i, _)| i)
+        });
+    let conf = seen_by.and_then(|i| statuses[i].as_ref().map(|s| (file.nodes[i].0, s)));
+    match conf {
+        Some((by, s)) => println!(
+            "configuration: {} (entry {}, as {} {by} sees it)",
+            s.membership,
+            s.membership.index,
+            if s.role == "leader" { "leader" } else { "node" }
+        ),
+        None => println!("configuration: unknown (no node answered)"),
+    }
+    let member = |id: u64| {
+        if roster.removed.contains(&id) {
+            "removed"
+        } else {
+            conf.map_or("?", |(_, s)| s.membership.role_of(id))
+        }
+    };
     println!(
-        "{:>4}  {:<21} {:>8}  {:<12} {:>5} {:>6} {:>8} {:>8} {:>8} {:>10}  contact",
+        "{:>4}  {:<21} {:>8}  {:<7}  {:<12} {:>5} {:>6} {:>8} {:>8} {:>8} {:>10}  contact",
         "node",
         "address",
         "pid",
+        "member",
         "role",
         "term",
         "leader",
@@ -79,10 +109,11 @@ pub(super) fn status(dir: &Path) -> anyhow::Result<ExitCode> {
             Some(s) => {
                 up += 1;
                 println!(
-                    "{:>4}  {:<21} {:>8}  {:<12} {:>5} {:>6} {:>8} {:>8} {:>8} {:>10}  {}",
+                    "{:>4}  {:<21} {:>8}  {:<7}  {:<12} {:>5} {:>6} {:>8} {:>8} {:>8} {:>10}  {}",
                     id,
                     addr.to_string(),
                     s.pid,
+                    member(*id),
                     s.role,
                     s.term,
                     s.leader.map_or("-".to_owned(), |l| l.to_string()),
@@ -94,11 +125,16 @@ pub(super) fn status(dir: &Path) -> anyhow::Result<ExitCode> {
                 );
             }
             None => println!(
-                "{:>4}  {:<21} {:>8}  {:<12}",
+                "{:>4}  {:<21} {:>8}  {:<7}  {:<12}",
                 id,
                 addr.to_string(),
                 pid.map_or("-".to_owned(), |p| p.to_string()),
-                "DOWN (no answer)"
+                member(*id),
+                if roster.removed.contains(id) {
+                    "stopped"
+                } else {
+                    "DOWN (no answer)"
+                }
             ),
         }
     }
