@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
 use crate::log::{Entry, RaftLog};
-use crate::membership::Membership;
+use crate::configuration::Membership;
 use crate::message::{Envelope, Message};
 use crate::persist::{self, HardState, PersistError};
 use crate::types::{LogIndex, NodeId, Term};

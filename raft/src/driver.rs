@@ -17,7 +17,7 @@ use tracing::error;
 
 use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
 use crate::events::{Contact, Event, Events, Subscription};
-use crate::membership::{ConfChange, ConfChangeError};
+use crate::configuration::{ConfChange, ConfChangeError};
 use crate::message::Envelope;
 use crate::observe::Observer;
 use crate::persist::{PersistError, Storage};

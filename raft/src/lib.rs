@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkquorum;
+pub mod configuration;
 pub mod core;
 pub mod driver;
 pub mod election;
@@ -81,7 +82,7 @@ pub use crate::core::{
 pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use events::{Event, Subscription};
 pub use log::Entry;
-pub use membership::{ConfChange, ConfChangeError, EntryKind, Membership};
+pub use configuration::{ConfChange, ConfChangeError, EntryKind, Membership};
 pub use message::{Envelope, Message};
 pub use observe::Observer;
 pub use persist::{HardState, PersistError, Storage};

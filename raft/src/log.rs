@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::membership::{EntryKind, Membership};
+use crate::configuration::{EntryKind, Membership};
 use crate::types::{LogIndex, Term};
 
 /// One log entry: the term it was created in and the service's opaque command (or, for a

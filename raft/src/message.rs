@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::log::Entry;
-use crate::membership::Membership;
+use crate::configuration::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A message with its sender and receiver.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
-use crate::membership::Membership;
+use crate::configuration::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// The fixed-size part of the persistent state; the entries follow it.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
-use crate::membership::Membership;
+use crate::configuration::Membership;
 use crate::persist::{HardState, PersistError, Storage};
 use crate::types::{LogIndex, NodeId, Term};
 

@@ -815,7 +815,8 @@ fn leader_sends_snapshot_when_follower_needs_compacted_entries_7() {
                     term: Term(1),
                     last_included_index: LogIndex(2),
                     last_included_term: Term(1),
-                    membership: None,
+                    // The configuration the snapshot covers (the bootstrap one), always named.
+                    membership: Some(raft::Membership::voters([NodeId(1), NodeId(2), NodeId(3)])),
                     data: b"snap2".to_vec(),
                 })
             )
