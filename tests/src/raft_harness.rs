@@ -586,14 +586,7 @@ impl Config {
             let mut index = None;
             for _ in 0..self.n {
                 starts = (starts + 1) % self.n;
-                let rf = {
-                    let st = self.lock();
-                    if st.connected[starts] {
-                        st.rafts[starts].clone()
-                    } else {
-                        None
-                    }
-                };
+                let rf = self.connected_raft(starts);
                 if let Some(rf) = rf
                     && let Ok((i, _)) = rf.start_command(bytes.clone()).await
                 {
@@ -625,6 +618,17 @@ impl Config {
             }
         }
         panic!("one({cmd}) failed to reach agreement");
+    }
+
+    /// Server i's Raft node, if it is running and connected (what `one` and membership
+    /// changes try, one server after another).
+    fn connected_raft(&self, i: usize) -> Option<Node> {
+        let st = self.lock();
+        if st.connected[i] {
+            st.rafts[i].clone()
+        } else {
+            None
+        }
     }
 
     /// `Start` on server i, the way tests call it directly: `None` if it is dead or not leader.
@@ -717,14 +721,7 @@ impl Config {
             let mut proposed = None;
             for _ in 0..self.n {
                 starts = (starts + 1) % self.n;
-                let rf = {
-                    let st = self.lock();
-                    if st.connected[starts] {
-                        st.rafts[starts].clone()
-                    } else {
-                        None
-                    }
-                };
+                let rf = self.connected_raft(starts);
                 let Some(rf) = rf else { continue };
                 if appended {
                     // An earlier attempt may have gone through after all.
