@@ -275,10 +275,24 @@ pub(super) fn add_node(dir: &Path, learner: bool, timeout: f64) -> anyhow::Resul
             dir.join(format!("node-{id}.log")).display(),
             describe(features)
         );
-        c.change(ConfChange::AddLearner(NodeId(id))).await?;
+        c.change(ConfChange::AddLearner(NodeId(id)))
+            .await
+            .with_context(|| {
+                format!(
+                    "node {id} was started but not added; `raftlab cluster remove-node {id}` \
+                     stops it and marks its directory"
+                )
+            })?;
         println!("node {id} is a learner; it catches up from the leader");
         if !learner {
-            c.change(ConfChange::AddVoter(NodeId(id))).await?;
+            c.change(ConfChange::AddVoter(NodeId(id)))
+                .await
+                .with_context(|| {
+                    format!(
+                        "node {id} is a learner but was not promoted; retry with \
+                         `raftlab cluster promote {id}`"
+                    )
+                })?;
             println!("node {id} is a voter");
         }
         if let Some(m) = c.membership().await {
