@@ -248,18 +248,24 @@ pub fn transfer() -> Bounds {
     }
 }
 
+/// The setup several searches start from: node 1 leads term 1 and has committed `a` with
+/// node 2 (which does not know it is committed yet).
+fn leader_1_committed_a() -> Vec<String> {
+    lines(
+        "campaign 1
+         deliver 1->2 RequestVote
+         deliver 2->1 RequestVoteReply
+         propose 1 a
+         deliver 1->2 AppendEntries
+         deliver 2->1 AppendEntriesReply",
+    )
+}
+
 /// Part 4C: leader 1 of term 1 has committed `a` with node 2 (node 2 does not know it yet);
 /// reads at any leader, elections and faults from there. Every read must cover `a`.
 pub fn read_index() -> Bounds {
     Bounds {
-        setup: lines(
-            "campaign 1
-             deliver 1->2 RequestVote
-             deliver 2->1 RequestVoteReply
-             propose 1 a
-             deliver 1->2 AppendEntries
-             deliver 2->1 AppendEntriesReply",
-        ),
+        setup: leader_1_committed_a(),
         max_term: 3,
         proposals: 0,
         reads: 2,
@@ -282,14 +288,7 @@ pub fn read_index() -> Bounds {
 /// not intersect (`raftcheck::search::overlap_violation`).
 pub fn membership() -> Bounds {
     Bounds {
-        setup: lines(
-            "campaign 1
-             deliver 1->2 RequestVote
-             deliver 2->1 RequestVoteReply
-             propose 1 a
-             deliver 1->2 AppendEntries
-             deliver 2->1 AppendEntriesReply",
-        ),
+        setup: leader_1_committed_a(),
         max_term: 3,
         proposals: 0,
         changes: vec!["remove 3".into(), "replace 1".into()],
