@@ -13,8 +13,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
-use crate::log::{Entry, RaftLog};
 use crate::configuration::Membership;
+use crate::log::{Entry, RaftLog};
 use crate::message::{Envelope, Message};
 use crate::persist::{self, HardState, PersistError};
 use crate::types::{LogIndex, NodeId, Term};

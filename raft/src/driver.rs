@@ -15,9 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
+use crate::configuration::{ConfChange, ConfChangeError};
 use crate::core::{Apply, Config, NotLeader, Raft, Role, Status};
 use crate::events::{Contact, Event, Events, Subscription};
-use crate::configuration::{ConfChange, ConfChangeError};
 use crate::message::Envelope;
 use crate::observe::Observer;
 use crate::persist::{PersistError, Storage};

@@ -79,10 +79,10 @@ pub mod types;
 pub use crate::core::{
     Apply, Config, Features, NotLeader, Persist, Persisted, Raft, ReadState, Ready, Role, Status,
 };
+pub use configuration::{ConfChange, ConfChangeError, EntryKind, Membership};
 pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use events::{Event, Subscription};
 pub use log::Entry;
-pub use configuration::{ConfChange, ConfChangeError, EntryKind, Membership};
 pub use message::{Envelope, Message};
 pub use observe::Observer;
 pub use persist::{HardState, PersistError, Storage};

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::log::Entry;
 use crate::configuration::Membership;
+use crate::log::Entry;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A message with its sender and receiver.

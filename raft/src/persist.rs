@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::configuration::Membership;
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
-use crate::configuration::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 
 /// The fixed-size part of the persistent state; the entries follow it.

@@ -14,9 +14,9 @@
 
 use std::sync::Arc;
 
+use crate::configuration::Membership;
 use crate::core::Persist;
 use crate::log::{Entry, RaftLog};
-use crate::configuration::Membership;
 use crate::persist::{HardState, PersistError, Storage};
 use crate::types::{LogIndex, NodeId, Term};
 
