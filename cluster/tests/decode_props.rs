@@ -36,119 +36,8 @@ use rsm::{Session, StateMachine, SubmitError};
 use serde::Serialize;
 use tarpc::{ClientMessage, Request, Response, ServerError};
 
-/// Measures the memory a closure allocates on this thread: its peak of live bytes and its
-/// largest single request. While measuring, a request above [`REFUSE_ABOVE`] fails (the
-/// process aborts with "memory allocation of N bytes failed") rather than being granted
-/// lazily by the operating system's overcommit, so a runaway length cannot pass unnoticed.
-mod alloc {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    pub const REFUSE_ABOVE: usize = 1 << 30;
-
-    pub struct Tracking;
-
-    thread_local! {
-        static ON: Cell<bool> = const { Cell::new(false) };
-        static LIVE: Cell<isize> = const { Cell::new(0) };
-        static PEAK: Cell<isize> = const { Cell::new(0) };
-        static LARGEST: Cell<usize> = const { Cell::new(0) };
-    }
-
-    /// Counts a request of `size` more bytes (`total`: the block's new size); false refuses it.
-    fn grow(size: usize, total: usize) -> bool {
-        ON.try_with(|on| {
-            if !on.get() {
-                return true;
-            }
-            LARGEST.set(LARGEST.get().max(total));
-            if total > REFUSE_ABOVE {
-                return false;
-            }
-            let live = LIVE.get() + size as isize;
-            LIVE.set(live);
-            PEAK.set(PEAK.get().max(live));
-            true
-        })
-        .unwrap_or(true)
-    }
-
-    fn shrink(size: usize) {
-        let _ = ON.try_with(|on| {
-            if on.get() {
-                LIVE.set(LIVE.get() - size as isize);
-            }
-        });
-    }
-
-    // SAFETY: every call is forwarded to the system allocator unchanged, or refused with null.
-    unsafe impl GlobalAlloc for Tracking {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            if !grow(layout.size(), layout.size()) {
-                return std::ptr::null_mut();
-            }
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            if !grow(layout.size(), layout.size()) {
-                return std::ptr::null_mut();
-            }
-            unsafe { System.alloc_zeroed(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            shrink(layout.size());
-            unsafe { System.dealloc(ptr, layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            if new_size > layout.size() {
-                if !grow(new_size - layout.size(), new_size) {
-                    return std::ptr::null_mut();
-                }
-            } else {
-                shrink(layout.size() - new_size);
-            }
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    /// What a measured closure allocated.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Usage {
-        /// Most bytes live at once (allocated during the closure and not yet freed).
-        pub peak: usize,
-        /// The largest single request.
-        pub largest: usize,
-    }
-
-    struct Off;
-
-    impl Drop for Off {
-        fn drop(&mut self) {
-            ON.set(false);
-        }
-    }
-
-    pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Usage) {
-        LIVE.set(0);
-        PEAK.set(0);
-        LARGEST.set(0);
-        ON.set(true);
-        let off = Off;
-        let r = f();
-        drop(off);
-        let usage = Usage {
-            peak: PEAK.get().max(0) as usize,
-            largest: LARGEST.get(),
-        };
-        (r, usage)
-    }
-}
-
 #[global_allocator]
-static ALLOC: alloc::Tracking = alloc::Tracking;
+static ALLOC: testalloc::Tracking = testalloc::Tracking;
 
 /// Damage done to a valid encoding: bit flips, overwritten, inserted and deleted bytes, a cut.
 /// Inserted bytes favour huge length prefixes (postcard's and bincode's varints of 2^64 - 1).
@@ -226,7 +115,7 @@ fn bound(len: usize) -> usize {
     (4 << 20) + 64 * len
 }
 
-fn within_bound(usage: alloc::Usage, len: usize) -> Result<(), TestCaseError> {
+fn within_bound(usage: testalloc::Usage, len: usize) -> Result<(), TestCaseError> {
     prop_assert!(
         usage.peak <= bound(len) && usage.largest <= bound(len),
         "decoding {len} bytes used {usage:?}"
@@ -422,7 +311,7 @@ fn loaded(disk: &DiskStorage) -> Result<Saved, TestCaseError> {
 /// directory that opened must open again to the same state. `input` is how many bytes the
 /// directory's files hold.
 fn check_open(dir: &Path, input: usize) -> Result<Option<Saved>, TestCaseError> {
-    let (result, usage) = alloc::measure(|| DiskStorage::open(dir).map(|d| (loaded(&d), d)));
+    let (result, usage) = testalloc::measure(|| DiskStorage::open(dir).map(|d| (loaded(&d), d)));
     within_bound(usage, input)?;
     let first = match result {
         Ok((state, disk)) => {
@@ -940,7 +829,7 @@ fn client_message(
 
 /// Decodes a request frame as the server does, under measurement.
 fn check_request_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (result, usage) = alloc::measure(|| wire::decode_request::<RaftKvRequest>(bytes));
+    let (result, usage) = testalloc::measure(|| wire::decode_request::<RaftKvRequest>(bytes));
     within_bound(usage, bytes.len())?;
     if let Err(e) = result {
         prop_assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
@@ -949,7 +838,7 @@ fn check_request_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
 }
 
 fn check_response_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (result, usage) = alloc::measure(|| wire::decode::<Response<RaftKvResponse>>(bytes));
+    let (result, usage) = testalloc::measure(|| wire::decode::<Response<RaftKvResponse>>(bytes));
     within_bound(usage, bytes.len())?;
     if let Ok(r) = result {
         // Whatever decodes encodes back to a response that decodes to the same.
@@ -1063,7 +952,7 @@ fn kv_command() -> impl Strategy<Value = KvCommand> {
 }
 
 fn check_kv_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let (result, usage) = alloc::measure(|| {
+    let (result, usage) = testalloc::measure(|| {
         (
             postcard::from_bytes::<KvCommand>(bytes).is_ok(),
             postcard::from_bytes::<String>(bytes).is_ok(),
@@ -1195,7 +1084,7 @@ fn huge_lengths_in_a_step_request_are_errors_without_allocating() {
         let at = bytes.len() - from_end;
         assert_eq!(bytes[at], 0, "the empty length");
         let frame = [&bytes[..at], &huge[..], &bytes[at + 1..]].concat();
-        let (result, usage) = alloc::measure(|| wire::decode_request::<RaftKvRequest>(&frame));
+        let (result, usage) = testalloc::measure(|| wire::decode_request::<RaftKvRequest>(&frame));
         assert!(result.is_err());
         assert!(usage.peak < 2 << 20, "{usage:?}");
     }
