@@ -243,11 +243,17 @@ impl Raft {
         if self.role != Role::Leader || self.membership_index() > self.commit {
             return;
         }
-        let members = self.membership().members();
-        if self.progress.keys().any(|id| !members.contains(id)) {
+        let current = self.membership();
+        if self.progress.keys().any(|id| !current.contains(*id)) {
+            let members = current.members();
             self.progress.retain(|id, _| members.contains(id));
         }
-        let m = self.membership().clone();
+        let current = self.membership();
+        if !current.is_joint() && current.is_voter(self.config.id) {
+            // The common case, after every input of a leader: nothing to do.
+            return;
+        }
+        let m = current.clone();
         if m.is_joint() {
             // SOLUTION BEGIN: after_commit, joint: C_old,new has committed; append C_new (Membership::leave_joint) with append_membership (thesis 4.3)
             if !planted!(JointNeverLeft) {
