@@ -482,19 +482,19 @@ fn cluster_id_round_trip() {
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
 }
 
-/// The real core's `Persist`, through the `Storage` trait: a single-node cluster elects itself,
-/// commits commands and snapshots; the reopened storage holds exactly the core's state.
-#[test]
-fn raft_core_state_survives_reopen() {
-    let dir = TempDir::new("core");
-    let config = Config {
+/// Node 0 with short timeouts (elections within tens of ticks) and bootstrap peers `peers`.
+fn fast_config(peers: Vec<NodeId>) -> Config {
+    Config {
         election_ticks: 5,
         heartbeat_ticks: 2,
-        ..Config::lab(NodeId(0), vec![NodeId(0)])
-    };
-    let mut disk = open(&dir);
+        ..Config::lab(NodeId(0), peers)
+    }
+}
+
+/// A fresh single-node cluster saving to `disk`, ticked until it elects itself.
+fn single_node_leader(disk: &mut DiskStorage) -> Raft {
     let mut raft = Raft::with_state(
-        config,
+        fast_config(vec![NodeId(0)]),
         HardState::default(),
         Vec::new(),
         ChaCha8Rng::seed_from_u64(7),
@@ -507,6 +507,16 @@ fn raft_core_state_survives_reopen() {
         }
     }
     assert!(raft.is_leader());
+    raft
+}
+
+/// The real core's `Persist`, through the `Storage` trait: a single-node cluster elects itself,
+/// commits commands and snapshots; the reopened storage holds exactly the core's state.
+#[test]
+fn raft_core_state_survives_reopen() {
+    let dir = TempDir::new("core");
+    let mut disk = open(&dir);
+    let mut raft = single_node_leader(&mut disk);
     for i in 0..30u32 {
         raft.propose(format!("cmd{i}").into_bytes())
             .expect("leader");
@@ -537,26 +547,8 @@ fn raft_core_state_survives_reopen() {
 #[test]
 fn restart_with_a_snapshot_past_a_configuration_change_keeps_the_configuration() {
     let dir = TempDir::new("membership");
-    let config = |peers: Vec<NodeId>| Config {
-        election_ticks: 5,
-        heartbeat_ticks: 2,
-        ..Config::lab(NodeId(0), peers)
-    };
     let mut disk = open(&dir);
-    let mut raft = Raft::with_state(
-        config(vec![NodeId(0)]),
-        HardState::default(),
-        Vec::new(),
-        ChaCha8Rng::seed_from_u64(7),
-    );
-    for _ in 0..100 {
-        raft.tick();
-        raft.ready().persist(|p| disk.save(p)).expect("save");
-        if raft.is_leader() {
-            break;
-        }
-    }
-    assert!(raft.is_leader());
+    let mut raft = single_node_leader(&mut disk);
     let change = |raft: &mut Raft, disk: &mut DiskStorage, c: ConfChange| {
         for _ in 0..10 {
             match raft.change_membership(c.clone()) {
@@ -585,7 +577,7 @@ fn restart_with_a_snapshot_past_a_configuration_change_keeps_the_configuration()
         let (hs, snapshot) = load(disk);
         // A bootstrap configuration the snapshot must override.
         Raft::with_state(
-            config(vec![NodeId(0), NodeId(1), NodeId(2)]),
+            fast_config(vec![NodeId(0), NodeId(1), NodeId(2)]),
             hs,
             snapshot,
             ChaCha8Rng::seed_from_u64(8),

@@ -14,6 +14,8 @@ use std::time::Duration;
 use cluster::client::TcpClerk;
 use tokio::time::Instant;
 
+mod real_cluster;
+
 /// How long one client operation may take (the clerk retries on the next node until then).
 const OP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -66,12 +68,7 @@ impl CliCluster {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_raftlab"))
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("run raftlab")
+        real_cluster::raftlab_in(&self.dir, args)
     }
 
     /// Runs a command that must succeed; returns its stdout.

@@ -236,6 +236,25 @@ pub(crate) fn spawn_node_as(
         .with_context(|| format!("cannot start node {id}"))
 }
 
+/// Stops node `id`'s process `pid` (SIGTERM) if it is a running `raftlab node`, and says so.
+pub(crate) fn stop_node(id: u64, pid: u32) {
+    if !node_alive(pid) {
+        return;
+    }
+    let ok = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    println!(
+        "node {id}: pid {pid} {}",
+        if ok {
+            "stopped"
+        } else {
+            "could not be stopped"
+        }
+    );
+}
+
 /// True if `pid` is a running `raftlab node` process.
 pub(crate) fn node_alive(pid: u32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline"))

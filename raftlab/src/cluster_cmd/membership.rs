@@ -353,19 +353,8 @@ pub(super) fn remove_node(dir: &Path, id: u64, timeout: f64) -> anyhow::Result<E
         println!("{} marks its data directory as removed", node_dir.join(cluster::storage::REMOVED_FILE).display());
         anyhow::Ok(())
     })?;
-    if let Some(p) = pid.filter(|p| node_alive(*p)) {
-        let ok = Command::new("kill")
-            .arg(p.to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        println!(
-            "node {id}: pid {p} {}",
-            if ok {
-                "stopped"
-            } else {
-                "could not be stopped"
-            }
-        );
+    if let Some(p) = pid {
+        stop_node(id, p);
     }
     if let Some(n) = c.file.nodes.iter_mut().find(|(n, _, _)| *n == id) {
         n.2 = None;

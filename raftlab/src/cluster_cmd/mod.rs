@@ -29,7 +29,7 @@ use raft::{Event, Subscription};
 use tracing::info;
 
 use file::describe;
-pub(crate) use file::{ClusterFile, FeatureArgs, node_alive, spawn_node, spawn_node_as};
+pub(crate) use file::{ClusterFile, FeatureArgs, node_alive, spawn_node, spawn_node_as, stop_node};
 use membership::Roster;
 pub use node::{NodeArgs, node};
 
@@ -269,21 +269,8 @@ fn stop(dir: &Path) -> anyhow::Result<ExitCode> {
         bail!("no cluster in {} (no cluster.txt)", dir.display());
     };
     for (id, _, pid) in &mut file.nodes {
-        if let Some(p) = pid.take()
-            && node_alive(p)
-        {
-            let ok = Command::new("kill")
-                .arg(p.to_string())
-                .status()
-                .is_ok_and(|s| s.success());
-            println!(
-                "node {id}: pid {p} {}",
-                if ok {
-                    "stopped"
-                } else {
-                    "could not be stopped"
-                }
-            );
+        if let Some(p) = pid.take() {
+            stop_node(*id, p);
         }
     }
     file.write(dir)?;

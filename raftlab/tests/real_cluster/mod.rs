@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -192,12 +192,7 @@ impl TestCluster {
 
     /// Runs `raftlab ARGS --dir DIR` (a cluster command) and returns its output.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_raftlab"))
-            .args(args)
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("run raftlab")
+        raftlab_in(&self.dir, args)
     }
 }
 
@@ -212,6 +207,16 @@ impl Drop for TestCluster {
             eprintln!("node logs kept in {}", self.dir.display());
         }
     }
+}
+
+/// Runs `raftlab ARGS --dir DIR` (a cluster command on the cluster directory `dir`).
+pub fn raftlab_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raftlab"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("run raftlab")
 }
 
 pub fn stdout(o: &Output) -> String {
