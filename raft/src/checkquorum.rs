@@ -23,7 +23,12 @@ impl Raft {
     pub(crate) fn tick_check_quorum(&mut self) {
         // SOLUTION BEGIN: tick_check_quorum: every election_ticks ticks, count the followers heard from since the last check (self.active) plus yourself; below a majority, step down to follower of your term with no leader (become_follower); start counting again
         self.check_quorum_elapsed += 1;
-        if self.check_quorum_elapsed < self.config.election_ticks {
+        let window = if planted!(CheckQuorumStepsDownEarly) {
+            self.config.election_ticks / 2
+        } else {
+            self.config.election_ticks
+        };
+        if self.check_quorum_elapsed < window {
             return;
         }
         self.check_quorum_elapsed = 0;

@@ -474,6 +474,23 @@ impl Raft {
         self.reads.hash(h);
     }
 
+    /// Ticks since the election timer was last reset (Figure 2: a follower or candidate
+    /// starts an election once this reaches [`Raft::election_timeout`]). For the rule monitor.
+    pub fn election_elapsed(&self) -> u32 {
+        self.election_elapsed
+    }
+
+    /// The randomized election timeout drawn at the last reset, in ticks.
+    pub fn election_timeout(&self) -> u32 {
+        self.election_timeout
+    }
+
+    /// The requests and the replies produced since the last `ready()`, in order (not yet
+    /// released). The rule monitor reads what one input added to them.
+    pub fn outbox(&self) -> (&[Envelope], &[Envelope]) {
+        (&self.messages, &self.replies)
+    }
+
     /// The leader's progress for each follower (empty unless leader).
     pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
         &self.progress
@@ -558,7 +575,12 @@ impl Raft {
         // SOLUTION BEGIN: tick: a leader sends heartbeats every heartbeat_ticks ticks; a follower or candidate starts an election once its randomized election timeout has elapsed
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;
-            if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+            let interval = if labrpc::planted!(HeartbeatTooSlow) {
+                2 * self.config.heartbeat_ticks
+            } else {
+                self.config.heartbeat_ticks
+            };
+            if self.heartbeat_elapsed >= interval {
                 self.heartbeat_elapsed = 0;
                 self.broadcast_append(true);
             }
@@ -651,7 +673,10 @@ impl Raft {
         // SOLUTION BEGIN: step: a message with a higher term makes you its follower (Figure 2, Rules for Servers); then hand the message to its handler (only Figure 2's and Figure 13's messages reach here: end the match with `_ => {}`)
         let Envelope { from, msg, .. } = env;
         // Figure 2, "Rules for Servers": a message with a higher term makes us a follower of it.
-        if msg.term() > self.term {
+        let ignored = labrpc::planted!(ReplyTermIgnored)
+            && matches!(msg, Message::AppendEntriesReply(_))
+            && self.role == Role::Leader;
+        if msg.term() > self.term && !ignored {
             let leader = match msg {
                 Message::AppendEntries(_) | Message::InstallSnapshot(_) => Some(from),
                 _ => None,
@@ -747,6 +772,9 @@ impl Raft {
             };
             self.apply.push(Apply::entry(index, entry));
             self.applied = index;
+            if labrpc::planted!(ApplyOneAtATime) {
+                break;
+            }
         }
         // SOLUTION END
     }

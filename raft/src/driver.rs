@@ -346,6 +346,9 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                     None => return,
                 },
                 _ = ticker.tick() => {
+                    if let Some(o) = &self.observer {
+                        o.before_input(&self.core, crate::observe::Input::Tick);
+                    }
                     self.core.tick();
                     self.observe_input();
                 }
@@ -386,6 +389,12 @@ impl<T: Transport, S: Storage> Driver<T, S> {
         }
     }
 
+    fn observe_before(&self, input: crate::observe::Input<'_>) {
+        if let Some(o) = &self.observer {
+            o.before_input(&self.core, input);
+        }
+    }
+
     fn handle(&mut self, input: Input) {
         self.handle_input(input);
         self.observe_input();
@@ -396,9 +405,7 @@ impl<T: Transport, S: Storage> Driver<T, S> {
             Input::Step(env, reply_to) => {
                 let request = env.msg.is_request();
                 self.heard_from(env.from, env.msg.is_request().then_some(&env));
-                if let Some(o) = &self.observer {
-                    o.before_step(&self.core, &env);
-                }
+                self.observe_before(crate::observe::Input::Step(&env));
                 self.core.step(env);
                 if request {
                     // The core replies to every request, in order; a request arriving as a
@@ -409,12 +416,17 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                 }
             }
             Input::Propose(command, tx) => {
+                self.observe_before(crate::observe::Input::Propose);
                 let _ = tx.send(self.core.propose(command));
             }
-            Input::Compact(index, data) => self.core.compact(index, data),
+            Input::Compact(index, data) => {
+                self.observe_before(crate::observe::Input::Compact(index));
+                self.core.compact(index, data);
+            }
             Input::Read(tx) => {
                 self.next_read += 1;
                 let id = self.next_read;
+                self.observe_before(crate::observe::Input::Read(id));
                 match self.core.read_index(id) {
                     Ok(()) => {
                         self.reads.insert(id, tx);
@@ -425,9 +437,11 @@ impl<T: Transport, S: Storage> Driver<T, S> {
                 }
             }
             Input::Transfer(to, tx) => {
+                self.observe_before(crate::observe::Input::Transfer(to));
                 let _ = tx.send(self.core.transfer_leadership(to));
             }
             Input::ChangeMembership(change, tx) => {
+                self.observe_before(crate::observe::Input::ChangeMembership(&change));
                 let _ = tx.send(self.core.change_membership(change));
             }
             Input::Subscribe(tx, dropped) => self.events.subscribe(tx, dropped),

@@ -81,8 +81,9 @@ impl Raft {
         if req.term == self.term {
             // 2. If votedFor is null or candidateId, and the candidate's log is at least as
             //    up-to-date as the receiver's log, grant the vote.
-            let free =
-                self.voted_for.is_none() || self.voted_for == Some(from) || planted!(VoteTwice);
+            let free = self.voted_for.is_none()
+                || (self.voted_for == Some(from) && !planted!(VoteRefusedToSameCandidate))
+                || planted!(VoteTwice);
             let up_to_date = if planted!(VoteComparesLengthOnly) {
                 req.last_log_index >= self.log.last_index()
             } else {
@@ -96,7 +97,9 @@ impl Raft {
                 }
                 // Granting a vote resets the election timer, so a node does not compete with
                 // the candidate it just voted for.
-                self.reset_election_timer();
+                if !planted!(GrantKeepsTimer) {
+                    self.reset_election_timer();
+                }
                 info!(
                     node = self.config.id.0,
                     term = self.term.0,
@@ -179,7 +182,9 @@ impl Raft {
             self.count_votes(),
             self.membership()
         );
-        self.broadcast_append(true);
+        if !planted!(NoHeartbeatOnElection) {
+            self.broadcast_append(true);
+        }
         // SOLUTION END
     }
 }

@@ -84,7 +84,7 @@ pub use driver::{LabrpcTransport, Node, Options, Transport};
 pub use events::{Event, Subscription};
 pub use log::Entry;
 pub use message::{Envelope, Message};
-pub use observe::Observer;
+pub use observe::{Input, Observer};
 pub use persist::{HardState, PersistError, Storage};
 pub use transfer::TransferError;
 pub use types::{LogIndex, NodeId, Term};

@@ -97,6 +97,9 @@ impl Raft {
                 req.term.next()
             ),
         }
+        if refusal.is_none() && planted!(PreVoteGrantResetsTimer) {
+            self.reset_election_timer();
+        }
         let term = self.term;
         self.reply(
             from,

@@ -71,6 +71,9 @@ impl Raft {
         // 1. Reply false if term < currentTerm. (`conflict_index` 0 tells the leader the refusal
         //    is about the term, not about its log.)
         if req.term < self.term && !planted!(AppendAcceptsStaleTerm) {
+            if planted!(StaleAppendResetsTimer) {
+                self.reset_election_timer();
+            }
             self.reject_append(from, None, LogIndex(0));
             return;
         }
@@ -153,6 +156,9 @@ impl Raft {
         } else {
             LogIndex(prev.0 + entries.len() as u64)
         };
+        if planted!(CommitToLastLogIndex) {
+            self.advance_commit(req.leader_commit.min(self.log.last_index()));
+        }
         self.accept_append(from, last_new, req.leader_commit);
         // SOLUTION END
     }
@@ -232,7 +238,9 @@ impl Raft {
         next = next.max(p.matched.next()).min(last.next()).max(LogIndex(1));
         if next < p.next {
             p.next = next;
-            self.send_append(from);
+            if !planted!(RetryWaitsForHeartbeat) {
+                self.send_append(from);
+            }
         }
         // SOLUTION END
     }
@@ -300,7 +308,11 @@ impl Raft {
         };
         let own_term = self.log.term_at(n) == Some(self.term) || planted!(CommitOldTerm);
         if n > self.commit && own_term {
-            self.advance_commit(n);
+            self.advance_commit(if planted!(CommitOneAtATime) {
+                self.commit.next()
+            } else {
+                n
+            });
         }
         // SOLUTION END
     }

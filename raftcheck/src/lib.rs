@@ -5,6 +5,10 @@
 //!   first broken invariant: Election Safety, Log Matching, Leader Completeness, State Machine
 //!   Safety, monotonic terms and indices, one vote per term, the election restriction, the
 //!   commitment rule, persistence before replying, and honest acknowledgements.
+//! - [`rules`]: the rule monitor, run by the safety monitor beside its invariants: every rule of
+//!   Figure 2, Figure 13 and the thesis's extensions that applies to a step (timers, the term
+//!   rule for requests and replies, the exact commit rules, votes and pre-votes, check-quorum,
+//!   transfers, reads, membership), judged at that step.
 //! - [`scenario`]: the scenario-script language of `raft/testdata` (commands with golden
 //!   output), run over an in-memory network where nothing moves unless the script says so, with
 //!   the monitor watching.
@@ -15,6 +19,7 @@
 
 pub mod conformance;
 pub mod monitor;
+pub mod rules;
 pub mod scenario;
 pub mod search;
 

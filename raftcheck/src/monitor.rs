@@ -45,8 +45,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use raft::message::{AppendEntriesReply, InstallSnapshotReply, RequestVoteReply};
 use raft::{
-    Apply, Envelope, LogIndex, Membership, Message, NodeId, Observer, Persist, Persisted, Raft,
-    Role, Term,
+    Apply, Envelope, Input, LogIndex, Membership, Message, NodeId, Observer, Persist, Persisted,
+    Raft, Role, Term,
 };
 
 /// Which property a violation breaks.
@@ -65,6 +65,16 @@ pub enum Property {
     PreVote,
     ReadIndex,
     Membership,
+    // The rules of each step (`crate::rules`).
+    Timers,
+    TermRule,
+    Elections,
+    Replication,
+    CommitRule,
+    Apply,
+    CheckQuorum,
+    Transfer,
+    MembershipRules,
 }
 
 impl Property {
@@ -80,10 +90,24 @@ impl Property {
             Property::Commitment => "Commitment rule (5.3, 5.4.2)",
             Property::PersistBeforeReply => "Persist before reply (Figure 2)",
             Property::Acknowledgement => "Acknowledgement rule (Figure 2, AppendEntries)",
-            Property::PreVote => "Pre-vote changes nothing (thesis 9.6)",
+            Property::PreVote => "Pre-vote (thesis 9.6)",
             Property::ReadIndex => "Read safety (ReadIndex, thesis 6.4)",
             Property::Membership => "Configuration changes (thesis 4)",
+            Property::Timers => "Timer rules (Figure 2, 5.2)",
+            Property::TermRule => "Term rule (Figure 2, Rules for Servers)",
+            Property::Elections => "Election rules (Figure 2, Candidates and Leaders)",
+            Property::Replication => "AppendEntries rules (Figure 2, Figure 13)",
+            Property::CommitRule => "Commit rule, exact (Figure 2)",
+            Property::Apply => "Apply rule (Figure 2, All Servers)",
+            Property::CheckQuorum => "Check-quorum (thesis 6.2, 4.2.3)",
+            Property::Transfer => "Leadership transfer (thesis 3.10)",
+            Property::MembershipRules => "Membership rules (thesis 4.2.2, 4.3)",
         }
+    }
+
+    /// A rule of a step (the rule monitor's), rather than an invariant of the run.
+    pub fn is_rule(self) -> bool {
+        self >= Property::Timers
     }
 }
 
@@ -106,7 +130,12 @@ impl fmt::Display for Violation {
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.to_string()).collect();
         write!(
             f,
-            "safety violation: {} (nodes {}): {}",
+            "{} violation: {} (nodes {}): {}",
+            if self.property.is_rule() {
+                "rule"
+            } else {
+                "safety"
+            },
             self.property,
             nodes.join(", "),
             self.detail
@@ -215,26 +244,14 @@ pub struct Monitor {
     /// committed it).
     decided: BTreeMap<LogIndex, (Term, Term)>,
     violation: Option<Violation>,
+    /// The rules of each step (not hashed: see `Rules`).
+    rules: crate::rules::Rules,
 }
 
 impl Monitor {
     /// The highest index a leader is known to have committed so far.
     pub fn decided_through(&self) -> LogIndex {
         self.decided.keys().next_back().copied().unwrap_or_default()
-    }
-
-    /// A linearizable read (ReadIndex) registered at `node` when entries through `asked` were
-    /// committed was answered with index `index`: it must see every one of them.
-    pub fn check_read(&mut self, node: NodeId, read: u64, asked: LogIndex, index: LogIndex) {
-        if index < asked {
-            self.fail(
-                Property::ReadIndex,
-                &[node],
-                format!(
-                    "node {node} answered read #{read} at index {index}, but entries through {asked} were committed before the read was asked: the read would miss them"
-                ),
-            );
-        }
     }
 
     pub fn new() -> Monitor {
@@ -244,6 +261,13 @@ impl Monitor {
     /// The first violation seen, if any.
     pub fn violation(&self) -> Option<&Violation> {
         self.violation.as_ref()
+    }
+
+    /// Moves what the rule monitor found into the verdict.
+    fn judge_rules(&mut self) {
+        for v in self.rules.take() {
+            self.fail(v.property, &v.nodes, v.detail);
+        }
     }
 
     fn fail(&mut self, property: Property, nodes: &[NodeId], detail: String) {
@@ -341,6 +365,37 @@ impl Monitor {
 
     /// A node's core was created from its storage.
     pub fn boot(&mut self, core: &Raft) {
+        self.boot_safety(core);
+        self.rules.boot(core);
+        self.judge_rules();
+    }
+
+    /// `input` is about to be handled by `core`.
+    pub fn before_input(&mut self, core: &Raft, input: Input<'_>) {
+        if let Input::Step(env) = input {
+            self.before_step(core, env);
+        }
+        let decided = self.decided_through();
+        self.rules.before_input(core, input, decided);
+    }
+
+    /// `core` handled the input announced by `before_input`.
+    pub fn after_input(&mut self, core: &Raft) {
+        self.after_input_safety(core);
+        self.rules.after_input(core);
+        self.judge_rules();
+    }
+
+    /// `core`'s Ready was persisted and is released: its requests, its replies, its applied
+    /// entries and its reads.
+    pub fn released(&mut self, core: &Raft, out: &Persisted) {
+        self.released_safety(core, out);
+        let applied = self.view(core.id()).released_apply;
+        self.rules.released(core, out, applied);
+        self.judge_rules();
+    }
+
+    fn boot_safety(&mut self, core: &Raft) {
         let id = core.id();
         let s = core.status();
         let v = self.view(id);
@@ -370,7 +425,7 @@ impl Monitor {
     }
 
     /// `env` is about to be stepped by `core`.
-    pub fn before_step(&mut self, core: &Raft, env: &Envelope) {
+    fn before_step(&mut self, core: &Raft, env: &Envelope) {
         let log = core.log();
         let voter_last = (log.last_term(), log.last_index());
         let pending = match &env.msg {
@@ -393,8 +448,7 @@ impl Monitor {
         self.view(core.id()).requests.push_back(pending);
     }
 
-    /// `core` handled an input.
-    pub fn after_input(&mut self, core: &Raft) {
+    fn after_input_safety(&mut self, core: &Raft) {
         let id = core.id();
         let s = core.status();
         let v = self.view(id);
@@ -661,8 +715,7 @@ impl Monitor {
         }
     }
 
-    /// What `core`'s Ready releases: its requests, its replies, its applied entries.
-    pub fn released(&mut self, core: &Raft, out: &Persisted) {
+    fn released_safety(&mut self, core: &Raft, out: &Persisted) {
         let id = core.id();
         if let Some((term, commit, carrier, config)) = self.view(id).pending_commit.take() {
             let holders: Vec<NodeId> = self
@@ -1047,8 +1100,8 @@ impl Observer for SharedMonitor {
     fn boot(&self, core: &Raft) {
         self.with(|m| m.boot(core));
     }
-    fn before_step(&self, core: &Raft, env: &Envelope) {
-        self.with(|m| m.before_step(core, env));
+    fn before_input(&self, core: &Raft, input: Input<'_>) {
+        self.with(|m| m.before_input(core, input));
     }
     fn after_input(&self, core: &Raft) {
         self.with(|m| m.after_input(core));

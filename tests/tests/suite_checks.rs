@@ -104,6 +104,19 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::SnapshotRollsBack,
     Bug::SnapshotNotPersisted,
     Bug::SnapshotWrongTerm,
+    // Rules no invariant sees in the suites' runs (caught by the rule monitor).
+    Bug::GrantKeepsTimer,
+    Bug::StaleAppendResetsTimer,
+    Bug::ReplyTermIgnored,
+    Bug::CommitToLastLogIndex,
+    Bug::CommitOneAtATime,
+    Bug::HeartbeatTooSlow,
+    Bug::NoHeartbeatOnElection,
+    Bug::RetryWaitsForHeartbeat,
+    Bug::VoteRefusedToSameCandidate,
+    Bug::ApplyOneAtATime,
+    Bug::PreVoteGrantResetsTimer,
+    Bug::CheckQuorumStepsDownEarly,
     // The extensions (parts 3E and 3F).
     Bug::PreVoteBumpsTerm,
     Bug::CheckQuorumNeverStepsDown,
@@ -163,7 +176,9 @@ fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failu
                 panic = Some(l.trim().to_string());
             }
             after_panic = l.contains("panicked at");
-            if violation.is_none() && l.contains("safety violation:") {
+            if violation.is_none()
+                && (l.contains("safety violation:") || l.contains("rule violation:"))
+            {
                 violation = Some(l.trim().trim_start_matches("# ").to_string());
             }
         }
@@ -185,6 +200,8 @@ fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failu
 fn mechanism(f: &Failure) -> &'static str {
     if f.test.contains("::search_") {
         "search"
+    } else if f.message.contains("rule violation") {
+        "rules"
     } else if f.message.contains("safety violation") {
         "monitor"
     } else {

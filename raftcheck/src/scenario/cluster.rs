@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use raft::message::AppendEntries;
-use raft::{Apply, Config, Entry, Envelope, Features, LogIndex, Message, NodeId, Raft, Role, Term};
+use raft::{
+    Apply, Config, Entry, Envelope, Features, Input, LogIndex, Message, NodeId, Raft, Role, Term,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -79,8 +81,6 @@ pub struct Cluster {
     features: Features,
     /// The last read id given out (`read N`).
     reads: u64,
-    /// Reads asked and not answered: id -> the index committed when it was asked.
-    asked: BTreeMap<u64, LogIndex>,
     /// The bootstrap voters (`nodes N voters=1,2,3`); the other nodes start without a
     /// configuration and wait to be added. `None`: every node.
     voters: Option<Vec<u64>>,
@@ -168,7 +168,6 @@ impl Cluster {
         queue.sort_by_key(|e| (e.from, e.to));
         queue.hash(h);
         self.partition.hash(h);
-        self.asked.hash(h);
         self.monitor.hash(h);
     }
 
@@ -234,6 +233,7 @@ impl Cluster {
                 for _ in 0..n {
                     for id in &targets {
                         if let Some(Some(r)) = self.nodes.get_mut(id) {
+                            self.monitor.before_input(r, Input::Tick);
                             r.tick();
                             self.monitor.after_input(r);
                             self.flush(*id, &mut out);
@@ -244,6 +244,7 @@ impl Cluster {
             ["campaign", id] => {
                 let id = num(id, "node id")?;
                 let r = running(&mut self.nodes, id)?;
+                self.monitor.before_input(r, Input::Timeout);
                 r.campaign();
                 self.monitor.after_input(r);
                 self.flush(id, &mut out);
@@ -299,6 +300,7 @@ impl Cluster {
             ["propose", id, cmd] => {
                 let id = num(id, "node id")?;
                 let r = running(&mut self.nodes, id)?;
+                self.monitor.before_input(r, Input::Propose);
                 let result = r.propose(cmd.as_bytes().to_vec());
                 self.monitor.after_input(r);
                 match result {
@@ -350,6 +352,8 @@ impl Cluster {
                     .collect::<Vec<_>>()
                     .join(",");
                 let r = running(&mut self.nodes, id)?;
+                self.monitor
+                    .before_input(r, Input::Compact(LogIndex(index)));
                 r.compact(LogIndex(index), data.into_bytes());
                 self.monitor.after_input(r);
                 self.flush(id, &mut out);
@@ -362,6 +366,7 @@ impl Cluster {
                 let id = num(id, "node id")?;
                 let to: u64 = num(to, "node id")?;
                 let r = running(&mut self.nodes, id)?;
+                self.monitor.before_input(r, Input::Transfer(NodeId(to)));
                 let result = r.transfer_leadership(NodeId(to));
                 self.monitor.after_input(r);
                 match result {
@@ -374,6 +379,8 @@ impl Cluster {
                 let id = num(id, "node id")?;
                 let change = parse_change(change)?;
                 let r = running(&mut self.nodes, id)?;
+                self.monitor
+                    .before_input(r, Input::ChangeMembership(&change));
                 let result = r.change_membership(change);
                 self.monitor.after_input(r);
                 let words = words[2..].join(" ");
@@ -389,8 +396,8 @@ impl Cluster {
                 let id = num(id, "node id")?;
                 self.reads += 1;
                 let read = self.reads;
-                self.asked.insert(read, self.monitor.decided_through());
                 let r = running(&mut self.nodes, id)?;
+                self.monitor.before_input(r, Input::Read(read));
                 let result = r.read_index(read);
                 self.monitor.after_input(r);
                 if let Err(e) = result {
@@ -540,9 +547,6 @@ impl Cluster {
             out.push(|| fmt_applied(id, r));
         }
         for r in done.reads {
-            if let (Some(asked), Ok(index)) = (self.asked.remove(&r.id), r.index) {
-                self.monitor.check_read(NodeId(id), r.id, asked, index);
-            }
             out.push(|| match r.index {
                 Ok(index) => format!("{id}: read #{} at index={index}", r.id),
                 Err(_) => format!("{id}: read #{} failed: not leader", r.id),
@@ -586,7 +590,7 @@ impl Cluster {
             let Some(Some(r)) = self.nodes.get_mut(&to) else {
                 continue;
             };
-            self.monitor.before_step(r, &env);
+            self.monitor.before_input(r, Input::Step(&env));
             r.step(env);
             self.monitor.after_input(r);
             self.flush(to, out);
@@ -628,7 +632,7 @@ impl Cluster {
                 round: 0,
             }),
         };
-        self.monitor.before_step(r, &env);
+        self.monitor.before_input(r, Input::Step(&env));
         r.step(env);
         self.monitor.after_input(r);
         let mut ignored = Out {

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Adequacy of the graded suites, measured with cargo-mutants (a tool we did not write): every
+# mutant it can make inside the SOLUTION regions of a crate (the code a student writes) is built
+# and run against that crate's graded suite. A mutant the suite does not fail "survives".
+#
+#   scripts/mutants.sh raft [SHARD]      # raft/src's regions against `tests --test raft`
+#   scripts/mutants.sh rsm|kvraft [SHARD]
+#
+# SHARD is cargo-mutants' k/n (e.g. 1/4), to spread a run over machines or sessions. Results go
+# to target/mutants-<crate>[-k-of-n]/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt).
+# The random tests run with RAFTLAB_SEED=1 (a mutant that only a later seed catches counts as
+# missed); the search tests are seed-free. MUTANTS_LIST=1 only lists the mutants. Needs `cargo install cargo-mutants`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+crate=${1:?usage: scripts/mutants.sh raft|rsm|kvraft [k/n]}
+shard=${2:-}
+case "$crate" in
+  raft) suite=raft ;;
+  rsm) suite=rsm ;;
+  kvraft) suite=kvraft ;;
+  *) echo "unknown crate $crate (raft, rsm, kvraft)" >&2; exit 2 ;;
+esac
+command -v cargo-mutants >/dev/null || { echo "cargo-mutants is not installed: cargo install cargo-mutants --locked" >&2; exit 2; }
+
+# A diff that "adds" exactly the lines inside SOLUTION regions, less the planted bugs' hooks:
+# cargo-mutants' --in-diff then mutates only those lines.
+diff_file=target/mutants-solution-$crate.diff
+mkdir -p target
+: > "$diff_file"
+for f in "$crate"/src/*.rs "$crate"/src/**/*.rs; do
+  [ -f "$f" ] || continue
+  grep -q "SOLUTION BEGIN" "$f" || continue
+  python3 - "$f" >> "$diff_file" <<'PY'
+import re
+import sys
+path = sys.argv[1]
+lines = open(path).read().split("\n")
+if lines and lines[-1] == "":
+    lines.pop()
+inside, hunks, cur, skip_depth = False, [], None, 0
+for n, line in enumerate(lines, 1):
+    if "SOLUTION BEGIN" in line:
+        inside, cur = True, []
+        continue
+    if "SOLUTION END" in line:
+        inside = False
+        if cur:
+            hunks.append(cur)
+        continue
+    if inside and skip_depth == 0 and "planted!(" in line:
+        # A planted bug's hook: its mutants change code that runs only with that bug on (the
+        # line itself, and the block of an `if planted!(Bug) {`, up to its `else`).
+        if re.search(r"if (labrpc::)?planted!\(\w+\) \{$", line.rstrip()):
+            skip_depth = 1
+        continue
+    if skip_depth:
+        if skip_depth == 1 and line.strip().startswith("}"):
+            skip_depth = 0
+            continue
+        skip_depth += line.count("{") - line.count("}")
+        continue
+    if inside:
+        cur.append((n, line))
+print(f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}")
+split = []
+for h in hunks:
+    run = [h[0]]
+    for item in h[1:]:
+        if item[0] != run[-1][0] + 1:
+            split.append(run)
+            run = []
+        run.append(item)
+    split.append(run)
+removed = 0
+for h in split:
+    start = h[0][0]
+    print(f"@@ -{start - 1 - removed},0 +{start},{len(h)} @@")
+    for _, line in h:
+        print("+" + line)
+    removed += len(h)
+PY
+done
+
+out=target/mutants-$crate${shard:+-${shard/\//-of-}}
+args=(--package "$crate" --in-diff "$diff_file" --test-package tests --baseline skip
+      --jobs 1 --timeout 300 --build-timeout 900 --output "$out" --profile release)
+[ -n "$shard" ] && args+=(--shard "$shard")
+# MUTANTS_LIST=1: only list the mutants.
+[ -n "${MUTANTS_LIST:-}" ] && args+=(--list)
+echo "mutating the SOLUTION regions of $crate/src against the $suite suite -> $out"
+RAFTLAB_SEED=1 cargo mutants "${args[@]}" -- --test "$suite"
