@@ -64,7 +64,6 @@ bugs! {
     GrantKeepsTimer => "a voter does not reset its election timer when it grants a vote",
     StaleAppendResetsTimer => "a follower resets its election timer on an AppendEntries of an older term",
     ReplyTermIgnored => "a leader ignores a higher term in an AppendEntries reply and keeps leading",
-    CommitToLastLogIndex => "a follower sets commitIndex = min(leaderCommit, its last log index), not the last new entry",
     CommitOneAtATime => "a leader advances its commit index by one entry per acknowledgement, not to the highest N on a majority",
     HeartbeatTooSlow => "a leader sends heartbeats every two heartbeat intervals",
     NoHeartbeatOnElection => "a new leader waits for its heartbeat timer instead of sending AppendEntries at once",

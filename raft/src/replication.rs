@@ -156,9 +156,6 @@ impl Raft {
         } else {
             LogIndex(prev.0 + entries.len() as u64)
         };
-        if planted!(CommitToLastLogIndex) {
-            self.advance_commit(req.leader_commit.min(self.log.last_index()));
-        }
         self.accept_append(from, last_new, req.leader_commit);
         // SOLUTION END
     }

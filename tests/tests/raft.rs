@@ -1226,6 +1226,36 @@ fn reordered_and_duplicated_append_entries_3x() {
     });
 }
 
+/// Figure 2, RequestVote RPC receiver: "If votedFor is null or candidateId ... grant vote". A
+/// request can arrive twice (a retransmission, a duplicating network); the voter that granted it
+/// grants it again, so the candidate's count is not undone by its own duplicate. Every
+/// RequestVote is delivered twice while leaders fail; elections must still succeed, and the
+/// rule monitor judges every answer.
+#[test]
+fn duplicated_vote_requests_3x() {
+    raft_test(|sim| async move {
+        let servers = 3;
+        let cfg = Config::new(&sim, servers, false, false);
+        cfg.begin("Test (3X): every RequestVote delivered twice");
+        cfg.net().add_rule(
+            Phase::Request,
+            |info| matches!(raft_request(info).map(|e| e.msg), Some(Message::RequestVote(_))),
+            Action::Duplicate,
+            Some(60),
+        );
+        for round in 0..4 {
+            let leader = cfg.check_one_leader().await;
+            cfg.one(900 + round, servers, true).await;
+            cfg.disconnect(leader);
+            cfg.check_one_leader().await;
+            cfg.one(950 + round, servers - 1, true).await;
+            cfg.connect(leader);
+        }
+        cfg.one(999, servers, true).await;
+        cfg.end();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3E (pre-vote, check-quorum) and 3F (leadership transfer): challenge parts beyond 6.5840.
 

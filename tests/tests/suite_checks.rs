@@ -108,7 +108,6 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::GrantKeepsTimer,
     Bug::StaleAppendResetsTimer,
     Bug::ReplyTermIgnored,
-    Bug::CommitToLastLogIndex,
     Bug::CommitOneAtATime,
     Bug::HeartbeatTooSlow,
     Bug::NoHeartbeatOnElection,
