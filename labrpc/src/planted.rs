@@ -70,6 +70,10 @@ bugs! {
     RetryWaitsForHeartbeat => "a leader that moves nextIndex back after a refusal waits for the next heartbeat to retry",
     VoteRefusedToSameCandidate => "a voter refuses a repeated RequestVote from the candidate it already voted for",
     ApplyOneAtATime => "hands the service at most one committed entry per Ready",
+    AppendKeepsTimer => "a follower does not reset its election timer on an AppendEntries from its leader that it refuses for its log",
+    ElectionTooEarly => "a node starts an election once half its election timeout has elapsed",
+    VoteLeaseIgnored => "with check-quorum, a voter that hears from a live leader still adopts the term of a RequestVote and may grant it (thesis 4.2.3)",
+    RemovedLeaderKeepsLeading => "a leader whose removal committed keeps leading (thesis 4.2.2)",
     PreVoteGrantResetsTimer => "granting a pre-vote resets the voter's election timer (hashicorp/raft #609)",
     CheckQuorumStepsDownEarly => "check-quorum counts contact over half an election timeout, so a leader steps down while it hears from a majority",
     // Raft extensions (pre-vote, check-quorum, transfer, ReadIndex).

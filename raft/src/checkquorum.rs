@@ -61,7 +61,11 @@ impl Raft {
         let Message::RequestVote(req) = &env.msg else {
             return false;
         };
-        if req.term <= self.term || req.transfer || !self.hears_from_leader() {
+        if req.term <= self.term
+            || req.transfer
+            || !self.hears_from_leader()
+            || planted!(VoteLeaseIgnored)
+        {
             return false;
         }
         info!(

@@ -586,7 +586,12 @@ impl Raft {
             }
         } else {
             self.election_elapsed += 1;
-            if self.election_elapsed >= self.election_timeout {
+            let timeout = if labrpc::planted!(ElectionTooEarly) {
+                self.election_timeout / 2
+            } else {
+                self.election_timeout
+            };
+            if self.election_elapsed >= timeout {
                 self.campaign();
             }
         }
@@ -673,9 +678,8 @@ impl Raft {
         // SOLUTION BEGIN: step: a message with a higher term makes you its follower (Figure 2, Rules for Servers); then hand the message to its handler (only Figure 2's and Figure 13's messages reach here: end the match with `_ => {}`)
         let Envelope { from, msg, .. } = env;
         // Figure 2, "Rules for Servers": a message with a higher term makes us a follower of it.
-        let ignored = labrpc::planted!(ReplyTermIgnored)
-            && matches!(msg, Message::AppendEntriesReply(_))
-            && self.role == Role::Leader;
+        let ignored =
+            matches!(msg, Message::AppendEntriesReply(_)) && labrpc::planted!(ReplyTermIgnored);
         if msg.term() > self.term && !ignored {
             let leader = match msg {
                 Message::AppendEntries(_) | Message::InstallSnapshot(_) => Some(from),

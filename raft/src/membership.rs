@@ -269,7 +269,9 @@ impl Raft {
                 self.config.id
             );
             let term = self.term;
-            self.become_follower(term, None);
+            if !planted!(RemovedLeaderKeepsLeading) {
+                self.become_follower(term, None);
+            }
             // SOLUTION END
         }
     }

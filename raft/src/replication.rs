@@ -82,6 +82,7 @@ impl Raft {
         if self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(req.term, Some(from));
         }
+        let kept = self.election_elapsed;
         self.reset_election_timer();
         if planted!(TruncateMatchingSuffix) && !req.entries.is_empty() {
             // "Delete everything after prevLogIndex, then append": loses entries a newer,
@@ -115,6 +116,9 @@ impl Raft {
             match self.log.term_at(prev) {
                 None => {
                     let len = self.log.last_index().next();
+                    if planted!(AppendKeepsTimer) {
+                        self.election_elapsed = kept;
+                    }
                     self.reject_append(from, None, len);
                     return;
                 }

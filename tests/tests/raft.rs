@@ -1239,7 +1239,12 @@ fn duplicated_vote_requests_3x() {
         cfg.begin("Test (3X): every RequestVote delivered twice");
         cfg.net().add_rule(
             Phase::Request,
-            |info| matches!(raft_request(info).map(|e| e.msg), Some(Message::RequestVote(_))),
+            |info| {
+                matches!(
+                    raft_request(info).map(|e| e.msg),
+                    Some(Message::RequestVote(_))
+                )
+            },
             Action::Duplicate,
             Some(60),
         );

@@ -116,6 +116,10 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::ApplyOneAtATime,
     Bug::PreVoteGrantResetsTimer,
     Bug::CheckQuorumStepsDownEarly,
+    Bug::AppendKeepsTimer,
+    Bug::ElectionTooEarly,
+    Bug::VoteLeaseIgnored,
+    Bug::RemovedLeaderKeepsLeading,
     // The extensions (parts 3E and 3F).
     Bug::PreVoteBumpsTerm,
     Bug::CheckQuorumNeverStepsDown,
