@@ -177,9 +177,7 @@ impl Rules {
         let id = core.id();
         let et = core.config().election_ticks.max(1);
         let elapsed = core.election_elapsed();
-        let granted = answered
-            .iter()
-            .any(|e| matches!(&e.msg, Message::RequestVoteReply(r) if r.vote_granted));
+        let granted = grants_vote(answered);
         let contact = match &b.seen {
             Seen::Append { term, .. } | Seen::Snapshot { term, .. } => *term >= b.term,
             _ => false,
@@ -309,10 +307,7 @@ impl Rules {
                 )
                 && hears_from_leader(core, b);
             if lease && s.term == b.term {
-                let granted = answered
-                    .iter()
-                    .any(|e| matches!(&e.msg, Message::RequestVoteReply(r) if r.vote_granted));
-                if granted {
+                if grants_vote(answered) {
                     self.fail(
                         Property::CheckQuorum,
                         &[id, from],
@@ -504,4 +499,11 @@ impl Rules {
 fn hears_from_leader(core: &Raft, b: &Before) -> bool {
     b.role == Role::Leader
         || (b.leader.is_some() && b.elapsed < core.config().election_ticks.max(1))
+}
+
+/// One of the replies an input produced grants a vote.
+fn grants_vote(answered: &[Envelope]) -> bool {
+    answered
+        .iter()
+        .any(|e| matches!(&e.msg, Message::RequestVoteReply(r) if r.vote_granted))
 }
