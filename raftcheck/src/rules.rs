@@ -55,7 +55,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use raft::{Apply, Input, LogIndex, Membership, Message, NodeId, Raft, Role, Term};
+use raft::{Apply, Input, LogIndex, Message, NodeId, Raft, Role, Term};
 
 use crate::monitor::{Property, Violation};
 
@@ -260,6 +260,14 @@ struct Before {
     outbox: (usize, usize),
 }
 
+/// What the AppendEntries check needs of the node before the requests were made.
+#[derive(Clone, Copy, Debug)]
+struct Was {
+    role: Role,
+    term: Term,
+    commit: LogIndex,
+}
+
 /// A leader's term, as the monitor saw it.
 #[derive(Clone, Debug, Default)]
 struct Lead {
@@ -437,7 +445,15 @@ impl Rules {
         self.votes(core, &b, &s, answered, started);
         self.follower_append(core, &b, &s, answered);
         self.leader(core, &b, &s, sent);
-        self.check_sent(core, &b, sent);
+        self.check_sent(
+            core,
+            Was {
+                role: b.role,
+                term: b.term,
+                commit: b.commit,
+            },
+            sent,
+        );
         self.membership(core, &s);
     }
 
@@ -448,20 +464,6 @@ impl Rules {
         let id = core.id();
         let v = self.nodes.entry(id).or_default();
         let produced = std::mem::take(&mut v.produced).min(out.messages.len());
-        let before = Before {
-            seen: Seen::Other,
-            role: core.role(),
-            term: core.term(),
-            voted_for: None,
-            leader: None,
-            commit: LogIndex(0),
-            last: (core.log().last_term(), core.log().last_index()),
-            elapsed: 0,
-            timeout: 0,
-            voter: true,
-            transferring: false,
-            outbox: (0, 0),
-        };
         let tail = &out.messages[produced..];
         if let Some(l) = &mut self.nodes.entry(id).or_default().lead {
             for e in &out.messages {
@@ -473,8 +475,14 @@ impl Rules {
                 }
             }
         }
-        self.check_sent(core, &before, tail);
-        let membership: Membership = core.membership().clone();
+        // Requests `ready()` made: judged against the core as it is now (no input came between).
+        let now = Was {
+            role: core.role(),
+            term: core.term(),
+            commit: LogIndex(0),
+        };
+        self.check_sent(core, now, tail);
+        let membership = core.membership();
         let lease = core.config().features.lease_reads && core.config().features.check_quorum;
         for r in &out.reads {
             let Some(read) = self.nodes.entry(id).or_default().reads.remove(&r.id) else {

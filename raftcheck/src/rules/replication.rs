@@ -3,7 +3,7 @@
 
 use raft::{Envelope, LogIndex, Message, Raft, Role};
 
-use super::{Before, Rules, Seen};
+use super::{Before, Rules, Seen, Was};
 use crate::monitor::Property;
 
 impl Rules {
@@ -102,7 +102,8 @@ impl Rules {
     }
 
     /// Every AppendEntries a node sends: it leads the term, and the request matches its log.
-    pub(super) fn check_sent(&mut self, core: &Raft, b: &Before, sent: &[Envelope]) {
+    pub(super) fn check_sent(&mut self, core: &Raft, was: Was, sent: &[Envelope]) {
+        let b = was;
         let id = core.id();
         let log = core.log();
         let s_role = core.role();
