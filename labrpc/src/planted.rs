@@ -82,13 +82,18 @@ bugs! {
     TransferBeforeCaughtUp => "a leader sends TimeoutNow before the transfer target caught up, and the target campaigns with its stale log",
     ReadWithoutConfirmation => "a leader answers ReadIndex reads from its commit index without a round of heartbeats",
     ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",
+    LeaseTooLong => "a lease read is served for a whole election timeout after the heartbeat a majority acknowledged, with no margin for clock drift (thesis 6.4.1)",
+    LeaseFromAck => "a lease is counted from the tick the majority's acknowledgement arrived, not from the tick the heartbeat was sent (thesis 6.4.1)",
     // Raft membership changes (thesis chapter 4).
     ConfChangeBeforeOwnTermCommit => "a new leader changes the configuration before an entry of its own term has committed (the single-server bug of raft-dev, 2015)",
+    ConfChangeWhileUncommitted => "a leader starts a configuration change while the previous one is still uncommitted (thesis 4.1: one change at a time)",
     ConfChangeWithoutJoint => "a change of several voters at once goes straight to the new configuration, without the joint one",
     LearnerVoteCounted => "a candidate counts learners' votes: a majority of all members, not of the voters",
     JointNeverLeft => "a leader never leaves a committed joint configuration",
     JointLeftBeforeCommit => "a leader appends the final configuration right after the joint one, before the joint one commits",
     SnapshotForgetsMembership => "a snapshot does not carry the configuration it covers (a restarted or new server falls back to its bootstrap one)",
+    // rsm.
+    RsmLocalRead => "rsm: a replica that believes it leads answers a linearizable read from its machine at once, without a read index",
     // kvraft.
     KvNoDuplicateDetection => "kvraft: applies a retried client request twice",
     KvWrongLeaderAnswer => "kvraft: answers a client when any entry commits at the index it was given, not only its own",

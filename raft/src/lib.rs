@@ -77,7 +77,8 @@ pub mod transfer;
 pub mod types;
 
 pub use crate::core::{
-    Apply, Config, Features, NotLeader, Persist, Persisted, Raft, ReadState, Ready, Role, Status,
+    Apply, Config, Features, LEASE_DRIFT, NotLeader, Persist, Persisted, Raft, ReadState, Ready,
+    Role, Status,
 };
 pub use configuration::{ConfChange, ConfChangeError, EntryKind, Membership};
 pub use driver::{LabrpcTransport, Node, Options, Transport};

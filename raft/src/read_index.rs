@@ -205,13 +205,25 @@ impl Raft {
         }) else {
             return;
         };
-        let lease = (f64::from(self.config.election_ticks) * (1.0 - LEASE_DRIFT)) as u64;
+        // SOLUTION BEGIN: extend_lease: every round in self.reads.sent (round, tick sent) that the majority has acknowledged extends the lease to the tick it was *sent* plus election_ticks * (1 - LEASE_DRIFT) (thesis 6.4.1: the followers' timers started no earlier than the send, and may run that much faster); drop those rounds
+        let margin = if planted!(LeaseTooLong) {
+            0.0
+        } else {
+            LEASE_DRIFT
+        };
+        let lease = (f64::from(self.config.election_ticks) * (1.0 - margin)) as u64;
         while let Some(&(round, at)) = self.reads.sent.front() {
             if round > majority {
                 break;
             }
             self.reads.sent.pop_front();
-            self.reads.lease_until = self.reads.lease_until.max(at + lease);
+            let from = if planted!(LeaseFromAck) {
+                self.ticks
+            } else {
+                at
+            };
+            self.reads.lease_until = self.reads.lease_until.max(from + lease);
         }
+        // SOLUTION END
     }
 }

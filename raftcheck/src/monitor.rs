@@ -75,6 +75,7 @@ pub enum Property {
     CheckQuorum,
     Transfer,
     MembershipRules,
+    Lease,
 }
 
 impl Property {
@@ -102,6 +103,7 @@ impl Property {
             Property::CheckQuorum => "Check-quorum (thesis 6.2, 4.2.3)",
             Property::Transfer => "Leadership transfer (thesis 3.10)",
             Property::MembershipRules => "Membership rules (thesis 4.2.2, 4.3)",
+            Property::Lease => "Lease reads (thesis 6.4.1)",
         }
     }
 

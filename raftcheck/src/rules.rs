@@ -110,6 +110,8 @@ enum Seen {
         term: Term,
         success: bool,
         match_index: LogIndex,
+        /// The read round the reply echoes.
+        round: u64,
         /// The leader's nextIndex for `from` before the reply.
         next_before: Option<LogIndex>,
     },
@@ -197,6 +199,7 @@ impl Seen {
                 term: r.term,
                 success: r.success,
                 match_index: r.match_index,
+                round: r.round,
                 next_before: core.progress().get(&from).map(|p| p.next),
             },
             Message::InstallSnapshotReply(r) => Seen::SnapshotReply {
@@ -284,6 +287,21 @@ struct Lead {
     answered: BTreeMap<NodeId, u64>,
     /// Ticks since the transfer under way began.
     transfer_ticks: u32,
+    /// Lease reads: the tick at which each read round (an AppendEntries' `round`) was first
+    /// sent in this term, the latest such tick each follower acknowledged, and the tick of the
+    /// latest TimeoutNow (rounds sent until then give no lease: the target will not honour it).
+    rounds: BTreeMap<u64, u64>,
+    lease_acked: BTreeMap<NodeId, u64>,
+    lease_floor: Option<u64>,
+}
+
+impl Lead {
+    /// The lease a leader holds at tick `now` (thesis 6.4.1): a majority, itself included,
+    /// acknowledged rounds sent less than `lease` ticks ago, after the latest TimeoutNow.
+    fn leased(&self, id: NodeId, membership: &raft::Membership, now: u64, lease: u64) -> bool {
+        membership
+            .is_quorum(|n| n == id || self.lease_acked.get(&n).is_some_and(|at| at + lease > now))
+    }
 }
 
 /// A read asked at a leader and not answered yet.
@@ -315,6 +333,12 @@ struct NodeRules {
     reads: BTreeMap<u64, Read>,
     /// Requests produced by inputs since the last release (the rest come from `ready()`).
     produced: usize,
+}
+
+/// How long a lease lasts from the sending of the heartbeat a majority acknowledged: the
+/// followers' election timeouts (at least `election_ticks`) less the clock drift allowed.
+fn lease_ticks(election_ticks: u32) -> u64 {
+    (f64::from(election_ticks) * (1.0 - raft::LEASE_DRIFT)) as u64
 }
 
 /// The rule monitor of one Raft group; [`crate::Monitor`] runs it beside the safety checks.
@@ -465,15 +489,26 @@ impl Rules {
         let v = self.nodes.entry(id).or_default();
         let produced = std::mem::take(&mut v.produced).min(out.messages.len());
         let tail = &out.messages[produced..];
+        let ticks = v.ticks;
+        let lease_len = lease_ticks(core.config().election_ticks);
         if let Some(l) = &mut self.nodes.entry(id).or_default().lead {
             for e in &out.messages {
-                if matches!(
-                    e.msg,
-                    Message::AppendEntries(_) | Message::InstallSnapshot(_)
-                ) {
-                    l.unsent.insert(e.to, 0);
+                match &e.msg {
+                    Message::AppendEntries(m) => {
+                        l.unsent.insert(e.to, 0);
+                        if m.term == l.term {
+                            l.rounds.entry(m.round).or_insert(ticks);
+                        }
+                    }
+                    Message::InstallSnapshot(_) => {
+                        l.unsent.insert(e.to, 0);
+                    }
+                    Message::TimeoutNow(m) if m.term == l.term => l.lease_floor = Some(ticks),
+                    _ => {}
                 }
             }
+            // Rounds too old to lease anything.
+            l.rounds.retain(|_, at| *at + lease_len >= ticks);
         }
         // Requests `ready()` made: judged against the core as it is now (no input came between).
         let now = Was {
@@ -484,6 +519,11 @@ impl Rules {
         self.check_sent(core, now, tail);
         let membership = core.membership();
         let lease = core.config().features.lease_reads && core.config().features.check_quorum;
+        let leased = self
+            .nodes
+            .get(&id)
+            .and_then(|v| v.lead.as_ref())
+            .is_some_and(|l| l.term == core.term() && l.leased(id, membership, ticks, lease_len));
         for r in &out.reads {
             let Some(read) = self.nodes.entry(id).or_default().reads.remove(&r.id) else {
                 continue;
@@ -493,9 +533,19 @@ impl Rules {
                 self.fail(Property::ReadIndex, &[id], format!(
                     "node {id} answered read #{} at index {index}, but entries through {} were committed before the read was asked: the read would miss them", r.id, read.decided));
             }
-            if !lease && !membership.is_quorum(|n| n == id || read.confirmed.contains(&n)) {
+            let confirmed = membership.is_quorum(|n| n == id || read.confirmed.contains(&n));
+            if !confirmed && !lease {
                 self.fail(Property::ReadIndex, &[id], format!(
                     "node {id} answered read #{} at index {index} after hearing from only {:?} in its term since the read was asked: a ReadIndex read waits for a majority to answer a round of heartbeats (thesis 6.4)", r.id, read.confirmed));
+            } else if !confirmed && !leased {
+                let acked = self
+                    .nodes
+                    .get(&id)
+                    .and_then(|v| v.lead.as_ref())
+                    .map(|l| l.lease_acked.clone())
+                    .unwrap_or_default();
+                self.fail(Property::Lease, &[id], format!(
+                    "node {id} answered read #{} at index {index} at tick {ticks} by lease, but the rounds of heartbeats a majority acknowledged were sent at ticks {acked:?} (by follower): a lease lasts {lease_len} ticks from the sending of the heartbeat, election_ticks * (1 - {}) for clock drift, and none is left after a TimeoutNow (thesis 6.4.1)", r.id, raft::LEASE_DRIFT));
             }
             if applied < index {
                 self.fail(Property::ReadIndex, &[id], format!(

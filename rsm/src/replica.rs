@@ -241,6 +241,9 @@ impl<M: StateMachine> Rsm<M> {
         let inner = &self.inner;
         // SOLUTION BEGIN: read_linearizable: ask Raft for a read index (read_index: NotLeader on error) and wait until the machine has applied through it (wait on inner.applied, checking last_applied before each wait), then read with f; Timeout after commit_timeout for the whole read
         let read = async {
+            if planted!(RsmLocalRead) && inner.rf.state().1 {
+                return Ok(());
+            }
             let index = inner
                 .rf
                 .read_index()

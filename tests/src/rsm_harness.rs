@@ -246,6 +246,36 @@ impl RsmCluster {
         }
     }
 
+    /// A linearizable read of replica i's machine (`Rsm::read_linearizable`: ReadIndex, no log
+    /// entry), checked against what was applied, by the tester and not by the code under test:
+    /// the state read holds every command any replica had applied when the read was asked
+    /// (those were committed before it, so a linearizable read sees them), and it is a prefix
+    /// of the longest log any replica has applied when the answer arrives. A replica that is
+    /// not running reads nothing (`NotLeader`).
+    pub async fn read_at(&self, i: usize) -> Result<Vec<u64>, SubmitError> {
+        let Some(r) = self.rsm(i) else {
+            return Err(SubmitError::NotLeader);
+        };
+        let floor = self.longest_applied();
+        let read = r.read_linearizable(|t| t.applied.clone()).await?;
+        assert!(
+            read.len() >= floor.len() && read[..floor.len()] == floor[..],
+            "replica {i} answered a linearizable read from a machine that had applied {} commands ({:?}), but {} were applied before the read was asked ({:?}): a linearizable read sees every command committed before it was asked (thesis 6.4: confirm the read index, then wait until the machine has applied through it)",
+            read.len(),
+            read.iter().rev().take(5).collect::<Vec<_>>(),
+            floor.len(),
+            floor.iter().rev().take(5).collect::<Vec<_>>()
+        );
+        let longest = self.longest_applied();
+        assert!(
+            longest.len() >= read.len() && longest[..read.len()] == read[..],
+            "replica {i} read a state ({} commands) that is not a prefix of the longest log applied ({} commands)",
+            read.len(),
+            longest.len()
+        );
+        Ok(read)
+    }
+
     /// What replica i has applied.
     pub fn applied(&self, i: usize) -> Option<Vec<u64>> {
         self.rsm(i).map(|r| r.read(|t| t.applied.clone()))

@@ -303,3 +303,30 @@ pub fn membership() -> Bounds {
         ..Bounds::default()
     }
 }
+
+/// Part 3G, two changes: leader 1 of term 1 has committed `a` with node 2; two configuration
+/// changes are asked in each run, of any leader at any moment (node 3's removal, node 2's
+/// removal, node 3 back as a voter), among elections, a drop, a reordering and a heartbeat round. A
+/// leader must refuse the second while the first is uncommitted (thesis 4.1: one change at a
+/// time; the rule monitor judges every configuration entry appended). The check of
+/// configurations with disjoint majorities stays off here: after two committed changes a
+/// server removed by the first still holds the configuration of two steps back, whose majority
+/// need not meet the newest one, and is harmless because it cannot win a vote (the servers
+/// that could vote for it hold the longer log); the safety monitor judges what it could break.
+pub fn two_changes() -> Bounds {
+    Bounds {
+        setup: leader_1_committed_a(),
+        max_term: 2,
+        proposals: 0,
+        changes: vec!["remove 3".into(), "remove 2".into(), "add-voter 3".into()],
+        conf_changes: 2,
+        check_configurations: false,
+        crashes: 0,
+        drops: 1,
+        duplicates: 0,
+        reorders: 1,
+        heartbeats: 1,
+        max_depth: 6,
+        ..Bounds::default()
+    }
+}

@@ -89,6 +89,8 @@ struct Generic {
     randomkeys: bool,
     /// Part 4C: Get by ReadIndex (no log entry), on Raft with pre-vote and check-quorum.
     reads: bool,
+    /// Part 4C: and by lease while a lease lasts (thesis 6.4.1).
+    lease: bool,
 }
 
 /// The original's `GenericTest`: clients append/put/get for 5 s while the tester partitions
@@ -111,7 +113,9 @@ async fn generic_test(sim: Sim, g: Generic) {
     if g.randomkeys {
         title += "random keys, ";
     }
-    if g.reads {
+    if g.lease {
+        title += "lease reads, ";
+    } else if g.reads {
         title += "ReadIndex reads, ";
     }
     title += if g.nclients > 1 {
@@ -122,12 +126,12 @@ async fn generic_test(sim: Sim, g: Generic) {
     title += &format!(" ({})", g.part);
 
     let cfg = if g.reads {
-        KvConfig::with_options(
-            &sim,
-            g.nservers,
-            g.unreliable,
-            reads_options(g.maxraftstate),
-        )
+        let options = if g.lease {
+            lease_options(g.maxraftstate)
+        } else {
+            reads_options(g.maxraftstate)
+        };
+        KvConfig::with_options(&sim, g.nservers, g.unreliable, options)
     } else {
         KvConfig::new(&sim, g.nservers, g.unreliable, g.maxraftstate)
     };
@@ -278,6 +282,7 @@ fn generic(part: &'static str, nclients: usize, nservers: usize) -> Generic {
         maxraftstate: None,
         randomkeys: false,
         reads: false,
+        lease: false,
     }
 }
 
@@ -289,6 +294,14 @@ fn reads_options(maxraftstate: Option<usize>) -> kvraft::ServerOptions {
         features: raft::Features::production(),
         ..kvraft::ServerOptions::default()
     }
+}
+
+/// Part 4C's lease tests: reads answered by the leader alone while a majority acknowledged a
+/// heartbeat sent less than `election_ticks * (1 - LEASE_DRIFT)` ticks ago (thesis 6.4.1).
+fn lease_options(maxraftstate: Option<usize>) -> kvraft::ServerOptions {
+    let mut options = reads_options(maxraftstate);
+    options.features.lease_reads = true;
+    options
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1055,6 +1055,11 @@ fn search_membership_3g() {
 }
 
 #[test]
+fn search_two_changes_3g() {
+    search_test("search_two_changes_3g", searches::two_changes());
+}
+
+#[test]
 fn search_elections_3x() {
     search_test("search_elections_3x", searches::elections());
 }

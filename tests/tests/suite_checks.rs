@@ -85,6 +85,9 @@ mod suite_kvraft;
 #[path = "shardkv.rs"]
 mod suite_shardkv;
 
+#[path = "rsm.rs"]
+mod suite_rsm;
+
 use labrpc::planted::Bug;
 
 const RAFT_BUGS: &[Bug] = &[
@@ -126,6 +129,7 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::TransferBeforeCaughtUp,
     // Membership changes (part 3G).
     Bug::ConfChangeBeforeOwnTermCommit,
+    Bug::ConfChangeWhileUncommitted,
     Bug::ConfChangeWithoutJoint,
     Bug::LearnerVoteCounted,
     Bug::JointNeverLeft,
@@ -259,6 +263,11 @@ fn every_planted_raft_bug_is_caught() {
 }
 
 #[test]
+fn every_planted_rsm_bug_is_caught() {
+    check_planted("suite_rsm::", &[Bug::RsmLocalRead]);
+}
+
+#[test]
 fn every_planted_kvraft_bug_is_caught() {
     check_planted(
         "suite_kvraft::",
@@ -270,6 +279,9 @@ fn every_planted_kvraft_bug_is_caught() {
             // Part 4C (ReadIndex in the core).
             Bug::ReadWithoutConfirmation,
             Bug::ReadBeforeOwnTermCommit,
+            // Lease reads (part 4C, thesis 6.4.1).
+            Bug::LeaseTooLong,
+            Bug::LeaseFromAck,
         ],
     );
 }

@@ -86,8 +86,16 @@ impl Rules {
                 term,
                 success,
                 match_index,
+                round,
                 next_before,
             } if *term == s.term && b.role == Role::Leader => {
+                if let Some(&at) = l.rounds.get(round)
+                    && l.lease_floor.is_none_or(|f| at > f)
+                    && members.contains(from)
+                {
+                    let a = l.lease_acked.entry(*from).or_insert(at);
+                    *a = (*a).max(at);
+                }
                 let p = core.progress().get(from).copied();
                 if *success && members.contains(from) {
                     let m = l.matched.entry(*from).or_default();
@@ -236,7 +244,8 @@ impl Rules {
         }
     }
 
-    /// Thesis 4.2.2 and 4.3: after every input of a leader.
+    /// Thesis 4.2.2 and 4.3: after every input of a leader. (One change at a time, thesis 4.1,
+    /// is the safety monitor's check of every configuration entry appended.)
     pub(super) fn membership(&mut self, core: &Raft, s: &raft::Status) {
         let id = core.id();
         if s.role != Role::Leader || s.membership_index > s.commit {

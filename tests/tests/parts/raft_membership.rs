@@ -594,3 +594,50 @@ fn restart_after_a_snapshot_of_a_configuration_3g() {
         cfg.end();
     });
 }
+
+/// Two changes asked at the same moment, under load: a learner added and a voter removed. The
+/// leader takes one and refuses the other (`InProgress`) until the first has committed, so
+/// the configurations follow one another one change at a time (thesis 4.1; the safety monitor
+/// judges every configuration entry appended); both end in force, in one order or the other.
+#[test]
+fn changes_asked_together_go_one_at_a_time_3g() {
+    raft_test(|sim| async move {
+        let cfg = Arc::new(Config::with_bootstrap(
+            &sim,
+            4,
+            false,
+            false,
+            Features::default(),
+            &[0, 1, 2],
+        ));
+        cfg.begin("Test (3G): changes asked together go one at a time");
+        let leader = cfg.check_one_leader().await;
+        cfg.one(1, 3, true).await;
+        let client = load(&cfg, 1000, 2);
+        let removed = (leader + 1) % 3;
+        let changes = [
+            ConfChange::AddLearner(node(3)),
+            ConfChange::Remove(node(removed)),
+        ];
+        let tasks: Vec<_> = changes
+            .into_iter()
+            .map(|change| {
+                let cfg = cfg.clone();
+                tokio::spawn(async move { cfg.change_membership(change).await })
+            })
+            .collect();
+        let done = join_all(tasks).await;
+        let (a, b) = (done[0].1, done[1].1);
+        assert_ne!(a, b, "two changes were committed at the same index");
+        let voters: Vec<usize> = (0..3).filter(|i| *i != removed).collect();
+        let last = config(&voters, &[3]);
+        let (m, _) = if a > b { &done[0] } else { &done[1] };
+        assert_eq!(m, &last, "the later change's configuration");
+        assert!(
+            stop_load(client).await > 0,
+            "nothing committed during the changes"
+        );
+        cfg.one(9999, 2, true).await;
+        cfg.end();
+    });
+}
