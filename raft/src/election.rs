@@ -36,7 +36,9 @@ impl Raft {
         self.voted_for = Some(self.config.id);
         self.state_dirty = true;
         self.votes.clear();
-        self.votes.insert(self.config.id, true);
+        if !planted!(CandidateForgetsOwnVote) {
+            self.votes.insert(self.config.id, true);
+        }
         self.reset_election_timer();
         info!(
             node = self.config.id.0,
@@ -49,7 +51,10 @@ impl Raft {
             self.become_leader();
             return;
         }
-        let req = self.vote_request();
+        let mut req = self.vote_request();
+        if planted!(VoteRequestCarriesTerm) {
+            req.last_log_term = self.term;
+        }
         self.send_to_others(Message::RequestVote(req));
         // SOLUTION END
     }

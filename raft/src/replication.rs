@@ -53,6 +53,11 @@ impl Raft {
         {
             p.inflight = Some(LogIndex(prev_log_index.0 + entries.len() as u64));
         }
+        let prev_log_term = if planted!(AppendPrevTermIsCurrentTerm) {
+            self.term
+        } else {
+            prev_log_term
+        };
         let req = AppendEntries {
             term: self.term,
             prev_log_index,

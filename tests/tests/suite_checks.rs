@@ -123,6 +123,9 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::ElectionTooEarly,
     Bug::VoteLeaseIgnored,
     Bug::RemovedLeaderKeepsLeading,
+    Bug::CandidateForgetsOwnVote,
+    Bug::VoteRequestCarriesTerm,
+    Bug::AppendPrevTermIsCurrentTerm,
     // The extensions (parts 3E and 3F).
     Bug::PreVoteBumpsTerm,
     Bug::CheckQuorumNeverStepsDown,
