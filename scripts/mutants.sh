@@ -83,11 +83,11 @@ done
 
 out=target/mutants-$crate${shard:+-${shard/\//-of-}}
 args=(--package "$crate" --in-diff "$diff_file" --test-package tests --baseline skip
-      --jobs 1 --timeout 300 --build-timeout 900 --output "$out" --profile mutants)
+      --timeout 300 --build-timeout 900 --output "$out" --profile mutants)
 [ -n "$shard" ] && args+=(--shard "$shard")
 # MUTANTS_IN_PLACE=1: mutate this tree itself and build in its target directory (incremental
 # builds, several times faster; run it in a worktree of its own, `git worktree add`).
-[ -n "${MUTANTS_IN_PLACE:-}" ] && args+=(--in-place)
+if [ -n "${MUTANTS_IN_PLACE:-}" ]; then args+=(--in-place); else args+=(--jobs 1); fi
 # MUTANTS_ITERATE=1: skip the mutants an earlier run in $out already caught.
 [ -n "${MUTANTS_ITERATE:-}" ] && args+=(--iterate)
 # MUTANTS_LIST=1: only list the mutants.

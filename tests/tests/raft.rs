@@ -1104,6 +1104,74 @@ fn raft_reply(info: &CallInfo<'_>) -> Option<Envelope> {
     info.reply_as::<Option<Envelope>>().flatten()
 }
 
+/// Liveness with a bound (Figure 2, Rules for Servers: a higher term in a *reply* is adopted
+/// too). A leader is cut off while the others elect a new one; when it comes back, every
+/// request to it is dropped, so it can learn the new term only from the replies to its own
+/// heartbeats. Bound: it has stepped down 120 ms after the heal: its next heartbeat leaves
+/// within `heartbeat_ticks` (100 ms), any reply carries the higher term, and a tick is 10 ms
+/// (one tick of phase, one of slack); the network delivers in microseconds. A leader that
+/// ignores the term in replies keeps leading a cluster that has moved on.
+#[test]
+fn stale_leader_steps_down_on_a_reply_within_a_heartbeat_3a() {
+    raft_test(|sim| async move {
+        let servers = 3;
+        let cfg = Config::new(&sim, servers, false, false);
+        cfg.begin("Test (3A): a stale leader steps down on a reply within a heartbeat");
+        let old = cfg.check_one_leader().await;
+        cfg.disconnect(old);
+        cfg.check_one_leader().await;
+        let rule = cfg.net().add_rule(
+            Phase::Request,
+            move |info| {
+                raft_request(info).is_some_and(|e| e.to.0 == old as u64 && e.msg.is_request())
+            },
+            Action::Drop,
+            None,
+        );
+        cfg.connect(old);
+        sleep(Duration::from_millis(120)).await;
+        let still = cfg.state(old).is_some_and(|(_, leader)| leader);
+        assert!(
+            !still,
+            "leader {old} still leads 120 ms after it came back to a cluster with a newer term: its heartbeats' replies carry that term (Figure 2: a reply's higher term makes it a follower)"
+        );
+        cfg.net().remove_rule(rule);
+        cfg.one(501, servers, true).await;
+        cfg.end();
+    });
+}
+
+/// Liveness with a bound (section 5.2: a follower that hears nothing for its election
+/// timeout, drawn from [ET, 2 ET), starts an election). The leader is cut off; the others
+/// heard its last heartbeat no later than the cut. Bound: one of them has started an election
+/// (its term has moved) 620 ms after the cut: 2 ET = 600 ms, plus a 10 ms tick of phase and
+/// one of slack. A timer reset by the wrong messages, or drawn too long, misses it.
+#[test]
+fn election_starts_within_two_timeouts_of_losing_the_leader_3a() {
+    raft_test(|sim| async move {
+        let servers = 3;
+        let cfg = Config::new(&sim, servers, false, false);
+        cfg.begin("Test (3A): an election starts within two election timeouts");
+        for round in 0..3 {
+            let leader = cfg.check_one_leader().await;
+            let term = cfg.state(leader).map_or(0, |(t, _)| t);
+            cfg.disconnect(leader);
+            sleep(Duration::from_millis(620)).await;
+            let moved = (0..servers)
+                .filter(|&i| i != leader)
+                .filter_map(|i| cfg.state(i))
+                .any(|(t, _)| t > term);
+            assert!(
+                moved,
+                "round {round}: 620 ms after leader {leader} of term {term} was cut off, no other server has started an election: a follower's election timeout is at most 2 x 300 ms (section 5.2)"
+            );
+            cfg.connect(leader);
+            cfg.one(600 + round, servers, true).await;
+        }
+        cfg.end();
+    });
+}
+
 /// Figure 2, "Rules for Servers" and RequestVote: votedFor is persistent. A voter crashes
 /// right after granting a vote (its reply held in the network) and restarts in the same term
 /// while candidates keep asking; its vote must not be given twice, and the stale grant, when
