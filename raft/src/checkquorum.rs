@@ -34,23 +34,27 @@ impl Raft {
         self.check_quorum_elapsed = 0;
         let me = self.config.id;
         let active = std::mem::take(&mut self.active);
-        let heard = active.len() + 1;
         if !self.is_quorum(|id| id == me || active.contains(&id))
             && !planted!(CheckQuorumNeverStepsDown)
         {
-            info!(
-                node = self.config.id.0,
-                term = self.term.0,
-                heard,
-                ticks = self.config.election_ticks,
-                "node {} steps down: no contact with a majority for an election timeout ({} of {} heard)",
-                self.config.id,
-                heard,
-                self.membership().members().len()
-            );
+            self.narrate_check_quorum_step_down(active.len() + 1);
             self.become_follower(self.term, None);
         }
         // SOLUTION END
+    }
+
+    /// The event a student wants to see when check-quorum deposes a leader.
+    fn narrate_check_quorum_step_down(&self, heard: usize) {
+        info!(
+            node = self.config.id.0,
+            term = self.term.0,
+            heard,
+            ticks = self.config.election_ticks,
+            "node {} steps down: no contact with a majority for an election timeout ({} of {} heard)",
+            self.config.id,
+            heard,
+            self.membership().members().len()
+        );
     }
 
     /// Thesis 4.2.3: "if a server receives a RequestVote request within the minimum election

@@ -184,7 +184,7 @@ impl Rules {
                 p == id
                     || l.heard
                         .get(&p)
-                        .is_some_and(|h| *h + 2 * u64::from(et) + 1 >= ticks)
+                        .is_some_and(|h| *h + 2 * u64::from(et) >= ticks)
             })
         {
             found.push((Property::CheckQuorum, vec![id], format!(
