@@ -68,15 +68,50 @@ where
     }));
     if let Err(panic) = outcome {
         // A violation is the root cause of whatever failed after it.
-        match run.violation() {
-            Some(v) if !panic_text(panic.as_ref()).contains(&v) => panic!(
+        let violation = run
+            .violation()
+            .filter(|v| !panic_text(panic.as_ref()).contains(v));
+        if exit_at_first_failure() {
+            let message = match &violation {
+                Some(v) => format!(
+                    "{v}\n(the test then failed with: {})",
+                    panic_text(panic.as_ref())
+                ),
+                None => panic_text(panic.as_ref()),
+            };
+            report_and_exit(&message);
+        }
+        match violation {
+            Some(v) => panic!(
                 "{v}\n(the test then failed with: {})",
                 panic_text(panic.as_ref())
             ),
-            _ => std::panic::resume_unwind(panic),
+            None => std::panic::resume_unwind(panic),
         }
     }
     verdict::passed();
+}
+
+/// `RAFTLAB_EXIT_AT_FIRST_FAILURE=1`: the first simulated test that fails ends the whole test
+/// process, after printing its failure as libtest would at the end of the run. The planted-bug
+/// check (`tests/suite_checks.rs`) sets it: it needs a bug's first failure, not the rest of the
+/// suite's run.
+fn exit_at_first_failure() -> bool {
+    std::env::var_os("RAFTLAB_EXIT_AT_FIRST_FAILURE").is_some_and(|v| v == "1")
+}
+
+/// Prints a failed test's block (`---- <test> stdout ----`, then where it panicked and why) to
+/// the process's real standard output, past libtest's capture, and exits as a failed run.
+fn report_and_exit(message: &str) -> ! {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("main").to_owned();
+    let mut out = std::io::stdout().lock();
+    let _ = write!(
+        out,
+        "\nfailures:\n\n---- {test} stdout ----\n\nthread '{test}' panicked at the harness:\n{message}\n\ntest result: FAILED (stopped at the first failure)\n"
+    );
+    let _ = out.flush();
+    std::process::exit(101)
 }
 
 /// Records one of the tester's actions or checks in the run's trace (`test.*` events).
