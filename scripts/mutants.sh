@@ -50,7 +50,8 @@ for n, line in enumerate(lines, 1):
     if inside and skip_depth == 0 and "planted!(" in line:
         # A planted bug's hook: its mutants change code that runs only with that bug on (the
         # line itself, and the block of an `if planted!(Bug) {`, up to its `else`).
-        if re.search(r"if (labrpc::)?planted!\(\w+\) \{$", line.rstrip()):
+        # (`if planted!(Bug) && more {` too: the block still runs only with the bug on.)
+        if re.search(r"if (labrpc::)?planted!\(\w+\)( &&[^{]*)? \{$", line.rstrip()):
             skip_depth = 1
         continue
     if skip_depth:
