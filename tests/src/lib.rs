@@ -68,24 +68,20 @@ where
     }));
     if let Err(panic) = outcome {
         // A violation is the root cause of whatever failed after it.
-        let violation = run
+        let wrapped = run
             .violation()
-            .filter(|v| !panic_text(panic.as_ref()).contains(v));
-        if exit_at_first_failure() {
-            let message = match &violation {
-                Some(v) => format!(
+            .filter(|v| !panic_text(panic.as_ref()).contains(v))
+            .map(|v| {
+                format!(
                     "{v}\n(the test then failed with: {})",
                     panic_text(panic.as_ref())
-                ),
-                None => panic_text(panic.as_ref()),
-            };
-            report_and_exit(&message);
+                )
+            });
+        if exit_at_first_failure() {
+            report_and_exit(&wrapped.unwrap_or_else(|| panic_text(panic.as_ref())));
         }
-        match violation {
-            Some(v) => panic!(
-                "{v}\n(the test then failed with: {})",
-                panic_text(panic.as_ref())
-            ),
+        match wrapped {
+            Some(message) => panic!("{message}"),
             None => std::panic::resume_unwind(panic),
         }
     }
