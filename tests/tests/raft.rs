@@ -1299,6 +1299,138 @@ fn reordered_and_duplicated_append_entries_3x() {
     });
 }
 
+/// Section 7 with Figure 2's AppendEntries receiver: a delayed AppendEntries can arrive after an
+/// InstallSnapshot that covers part of it. The follower must skip exactly the entries its
+/// snapshot covers (prevLogIndex is inside the snapshot), append the rest at their own indexes,
+/// and acknowledge only what it then holds. Here one follower's AppendEntries are held while the
+/// leader's log grows past the snapshot point uncommitted (the other follower's replies are
+/// held); then the leader commits, compacts and sends its snapshot, which is delivered; then the
+/// old requests (prevLogIndex below the snapshot, entries past it) arrive at a follower whose log
+/// ends at the snapshot. The monitor judges each acknowledgement; the tester compares what every
+/// server applies. The held follower hears nothing for about two heartbeats (200 ms), less than
+/// the shortest election timeout (300 ms), so the leader and its term stay.
+#[test]
+fn append_entries_overtaken_by_a_snapshot_3d() {
+    raft_test(|sim| async move {
+        let servers = 3;
+        let cfg = Config::new(&sim, servers, false, true);
+        cfg.begin("Test (3D): an old AppendEntries after the snapshot that covers part of it");
+        let leader = cfg.check_one_leader().await;
+        // A few entries everyone holds: the held requests' prevLogIndex is above 0.
+        for k in 0..3 {
+            cfg.one(600 + k, servers, true).await;
+        }
+        let (term, _) = cfg.state(leader).unwrap_or_default();
+        let follower = (leader + 1) % servers;
+        let other = raft::NodeId(((leader + 2) % servers) as u64);
+        let to = raft::NodeId(follower as u64);
+        let appends = cfg.net().add_rule(
+            Phase::Request,
+            move |info| {
+                matches!(raft_request(info), Some(e) if e.to == to && matches!(&e.msg, Message::AppendEntries(m) if !m.entries.is_empty()))
+            },
+            Action::Hold,
+            None,
+        );
+        let snapshots = cfg.net().add_rule(
+            Phase::Request,
+            move |info| {
+                matches!(raft_request(info), Some(e) if e.to == to && matches!(e.msg, Message::InstallSnapshot(_)))
+            },
+            Action::Hold,
+            None,
+        );
+        // The other follower appends but the leader does not hear it: nothing commits yet.
+        let acks = cfg.net().add_rule(
+            Phase::Reply,
+            move |info| matches!(raft_request(info), Some(e) if e.to == other),
+            Action::Hold,
+            None,
+        );
+        for k in 0..SNAPSHOT_INTERVAL as i64 {
+            cfg.start(leader, 610 + k).await;
+        }
+        let held = |pick: &dyn Fn(&Message) -> bool| {
+            cfg.net()
+                .held()
+                .into_iter()
+                .filter(|h| h.phase == Phase::Request)
+                .filter(|h| {
+                    h.info()
+                        .request_as::<Envelope>()
+                        .is_ok_and(|e| pick(&e.msg))
+                })
+                .collect::<Vec<_>>()
+        };
+        let wait_for = async |what: &str, pick: &dyn Fn(&Message) -> bool| {
+            for _ in 0..50 {
+                if !held(pick).is_empty() {
+                    return;
+                }
+                sleep(Duration::from_millis(5)).await;
+            }
+            panic!("{what} in 250 ms");
+        };
+        // The leader's next heartbeat carries the whole tail to the held follower.
+        let tail = |m: &Message| matches!(m, Message::AppendEntries(a) if a.entries.len() as u64 >= SNAPSHOT_INTERVAL);
+        wait_for(
+            "the leader sent no AppendEntries with its whole tail",
+            &tail,
+        )
+        .await;
+        // Now the leader hears the other follower, commits, applies and compacts.
+        cfg.net().remove_rule(acks);
+        for h in cfg.net().held() {
+            if h.phase == Phase::Reply {
+                cfg.net().release(h.id);
+            }
+        }
+        let is_snapshot = |m: &Message| matches!(m, Message::InstallSnapshot(_));
+        wait_for(
+            "the leader sent no InstallSnapshot to the lagging follower",
+            &is_snapshot,
+        )
+        .await;
+        let snapshot = held(&is_snapshot);
+        let base = match snapshot[0].info().request_as::<Envelope>().map(|e| e.msg) {
+            Ok(Message::InstallSnapshot(s)) => s.last_included_index,
+            _ => unreachable!("picked as an InstallSnapshot"),
+        };
+        cfg.net().remove_rule(snapshots);
+        cfg.net().release(snapshot[0].id);
+        // The leader's first AppendEntries after the snapshot's reply starts at the snapshot.
+        let after =
+            move |m: &Message| matches!(m, Message::AppendEntries(a) if a.prev_log_index >= base);
+        wait_for("the follower did not acknowledge the snapshot", &after).await;
+        cfg.net().remove_rule(appends);
+        // Only the old requests arrive now, at a follower whose log ends at the snapshot.
+        for h in held(&after).into_iter().chain(held(&is_snapshot)) {
+            cfg.net().drop_held(h.id);
+        }
+        let straddling = move |m: &Message| {
+            matches!(m, Message::AppendEntries(a)
+                if a.prev_log_index.0 > 0
+                    && a.prev_log_index < base
+                    && a.prev_log_index.0 + a.entries.len() as u64 > base.0)
+        };
+        assert!(
+            !held(&straddling).is_empty(),
+            "no held AppendEntries starts inside the snapshot through {base} and ends past it: the test did not test anything"
+        );
+        assert_eq!(
+            cfg.state(leader),
+            Some((term, true)),
+            "the leader changed while a follower was held: the old requests are of an old term and the test did not test anything"
+        );
+        cfg.net().release_all();
+        sleep(ELECTION_TIMEOUT / 2).await;
+        for k in 0..3 {
+            cfg.one(700 + k, servers, true).await;
+        }
+        cfg.end();
+    });
+}
+
 /// Figure 2, RequestVote RPC receiver: "If votedFor is null or candidateId ... grant vote". A
 /// request can arrive twice (a retransmission, a duplicating network); the voter that granted it
 /// grants it again, so the candidate's count is not undone by its own duplicate. Every
