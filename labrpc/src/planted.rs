@@ -87,6 +87,7 @@ bugs! {
     ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",
     LeaseTooLong => "a lease read is served for a whole election timeout after the heartbeat a majority acknowledged, with no margin for clock drift (thesis 6.4.1)",
     LeaseFromAck => "a lease is counted from the tick the majority's acknowledgement arrived, not from the tick the heartbeat was sent (thesis 6.4.1)",
+    LeaseNeverHeld => "acknowledged heartbeats never extend the lease: with lease reads on, every read still waits for a round of heartbeats (thesis 6.4.1)",
     // Raft membership changes (thesis chapter 4).
     ConfChangeBeforeOwnTermCommit => "a new leader changes the configuration before an entry of its own term has committed (the single-server bug of raft-dev, 2015)",
     ConfChangeWhileUncommitted => "a leader starts a configuration change while the previous one is still uncommitted (thesis 4.1: one change at a time)",

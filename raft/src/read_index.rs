@@ -217,6 +217,9 @@ impl Raft {
                 break;
             }
             self.reads.sent.pop_front();
+            if planted!(LeaseNeverHeld) {
+                continue;
+            }
             let from = if planted!(LeaseFromAck) {
                 self.ticks
             } else {

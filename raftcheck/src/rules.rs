@@ -311,6 +311,9 @@ struct Read {
     decided: LogIndex,
     /// The peers that answered an AppendEntries of the leader's term since.
     confirmed: BTreeSet<NodeId>,
+    /// Asked at a leader with lease reads on, an entry of its term committed, and a lease of
+    /// half the allowed length: it must be answered in the Ready that follows, by lease.
+    in_lease: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -401,11 +404,24 @@ impl Rules {
         };
         let v = self.nodes.entry(core.id()).or_default();
         if let Seen::Read(id) = before.seen {
+            let f = core.config().features;
+            let half = lease_ticks(core.config().election_ticks) / 2;
+            let in_lease = f.lease_reads
+                && f.check_quorum
+                && s.role == Role::Leader
+                && s.transferring_to.is_none()
+                && core.log().term_at(s.commit) == Some(s.term)
+                && v.lead.as_ref().is_some_and(|l| {
+                    l.term == s.term
+                        && l.lease_floor.is_none()
+                        && l.leased(s.id, &s.membership, v.ticks, half)
+                });
             v.reads.insert(
                 id,
                 Read {
                     decided,
                     confirmed: BTreeSet::new(),
+                    in_lease,
                 },
             );
         }
@@ -551,6 +567,21 @@ impl Rules {
                 self.fail(Property::ReadIndex, &[id], format!(
                     "node {id} released read #{} at index {index} before handing the service the entries through it (applied through {applied})", r.id));
             }
+        }
+        // Thesis 6.4.1: while the lease holds the leader answers at once, without a round of
+        // heartbeats. Judged with half the allowed lease, so a cautious lease passes; a lease
+        // that never holds (reads always wait for a round) does not.
+        let unused: Vec<u64> = self
+            .nodes
+            .entry(id)
+            .or_default()
+            .reads
+            .iter_mut()
+            .filter_map(|(read, r)| std::mem::take(&mut r.in_lease).then_some(*read))
+            .collect();
+        if let Some(read) = unused.first() {
+            self.fail(Property::Lease, &[id], format!(
+                "node {id} did not answer read #{read} at once, though it was asked while a majority had acknowledged heartbeats sent less than {} ticks earlier (half the lease) and an entry of the leader's term was committed: within its lease a leader answers a read without a round of heartbeats (thesis 6.4.1)", lease_len / 2));
         }
         let commit = core.status().commit;
         if applied < commit {

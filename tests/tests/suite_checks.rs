@@ -288,6 +288,7 @@ fn every_planted_kvraft_bug_is_caught() {
             // Lease reads (part 4C, thesis 6.4.1).
             Bug::LeaseTooLong,
             Bug::LeaseFromAck,
+            Bug::LeaseNeverHeld,
         ],
     );
 }
