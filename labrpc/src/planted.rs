@@ -83,6 +83,7 @@ bugs! {
     PreVoteBumpsTerm => "a pre-candidate increments its term (and persists it), as a real candidate would",
     CheckQuorumNeverStepsDown => "a leader that hears from no majority keeps leading (check-quorum never steps down)",
     TransferBeforeCaughtUp => "a leader sends TimeoutNow before the transfer target caught up, and the target campaigns with its stale log",
+    TransferWaitsForHeartbeat => "a leader that begins a transfer to a lagging target leaves its entries to the next heartbeat instead of sending them at once (thesis 3.10)",
     ReadWithoutConfirmation => "a leader answers ReadIndex reads from its commit index without a round of heartbeats",
     ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",
     LeaseTooLong => "a lease read is served for a whole election timeout after the heartbeat a majority acknowledged, with no margin for clock drift (thesis 6.4.1)",

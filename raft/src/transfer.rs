@@ -82,6 +82,9 @@ impl Raft {
             sent: false,
         });
         self.maybe_timeout_now();
+        if planted!(TransferWaitsForHeartbeat) {
+            return;
+        }
         if self.transfer.as_ref().is_some_and(|t| !t.sent) {
             self.send_append(to);
         }

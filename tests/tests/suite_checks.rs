@@ -130,6 +130,7 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::PreVoteBumpsTerm,
     Bug::CheckQuorumNeverStepsDown,
     Bug::TransferBeforeCaughtUp,
+    Bug::TransferWaitsForHeartbeat,
     // Membership changes (part 3G).
     Bug::ConfChangeBeforeOwnTermCommit,
     Bug::ConfChangeWhileUncommitted,

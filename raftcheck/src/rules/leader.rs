@@ -213,6 +213,25 @@ impl Rules {
                     e.to, l.matched.get(&e.to).copied().unwrap_or_default())));
             }
         }
+        // Thesis 3.10: a target that lacks entries is sent them as the transfer begins (normal
+        // replication); leaving it to the next heartbeat only delays the handover.
+        if !b.transferring
+            && let Some(to) = s.transferring_to
+            && l.matched.get(&to).copied().unwrap_or_default() < last
+            && !sent.iter().any(|e| {
+                e.to == to
+                    && matches!(
+                        e.msg,
+                        Message::AppendEntries(_)
+                            | Message::InstallSnapshot(_)
+                            | Message::TimeoutNow(_)
+                    )
+            })
+        {
+            found.push((Property::Transfer, vec![id, to], format!(
+                "leader {id} began a transfer to {to}, whose log it knows only through {} of {last}, and sent it nothing: the target is sent the entries it lacks at once (thesis 3.10)",
+                l.matched.get(&to).copied().unwrap_or_default())));
+        }
         if matches!(b.seen, Seen::Propose) && b.role == Role::Leader {
             let ok = if b.transferring {
                 last == b.last.1
