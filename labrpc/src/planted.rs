@@ -83,6 +83,7 @@ bugs! {
     PreVoteBumpsTerm => "a pre-candidate increments its term (and persists it), as a real candidate would",
     CheckQuorumNeverStepsDown => "a leader that hears from no majority keeps leading (check-quorum never steps down)",
     TransferBeforeCaughtUp => "a leader sends TimeoutNow before the transfer target caught up, and the target campaigns with its stale log",
+    InflightNeverCleared => "a leader never clears a follower's in-flight mark on an acknowledgement, so new entries reach that follower only with acknowledgements and heartbeats, not when proposed",
     TransferWaitsForHeartbeat => "a leader that begins a transfer to a lagging target leaves its entries to the next heartbeat instead of sending them at once (thesis 3.10)",
     ReadWithoutConfirmation => "a leader answers ReadIndex reads from its commit index without a round of heartbeats",
     ReadBeforeOwnTermCommit => "a new leader answers ReadIndex reads before an entry of its own term commits",

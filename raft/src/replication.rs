@@ -265,8 +265,12 @@ impl Raft {
             p.matched = matched.min(last);
         }
         // A heartbeat's reply says nothing about entries sent after it.
+        let was_inflight = p.inflight;
         if p.inflight.is_some_and(|through| p.matched >= through) {
             p.inflight = None;
+        }
+        if planted!(InflightNeverCleared) {
+            p.inflight = was_inflight;
         }
         p.next = p.next.max(p.matched.next());
         let behind = p.next <= last;

@@ -281,6 +281,12 @@ struct Lead {
     matched: BTreeMap<NodeId, LogIndex>,
     /// Ticks since an AppendEntries or InstallSnapshot went to each member.
     unsent: BTreeMap<NodeId, u32>,
+    /// The highest index each member was sent in this term (an AppendEntries' last entry, an
+    /// InstallSnapshot's last included index): past its matchIndex, something is in flight.
+    sent_through: BTreeMap<NodeId, LogIndex>,
+    /// Members a proposal's entry must reach by the end of the Ready that follows (nothing was
+    /// in flight to them), with the entry.
+    owed: BTreeMap<NodeId, LogIndex>,
     /// The tick count at which each peer was last heard from (any message), and at which it
     /// last answered an AppendEntries or InstallSnapshot of this term (a heartbeat round).
     heard: BTreeMap<NodeId, u64>,
@@ -296,6 +302,16 @@ struct Lead {
 }
 
 impl Lead {
+    fn sent(&mut self, to: NodeId, through: LogIndex) {
+        let t = self.sent_through.entry(to).or_default();
+        *t = (*t).max(through);
+    }
+
+    /// Everything sent to `p` in this term has been acknowledged.
+    fn settled(&self, p: NodeId) -> bool {
+        self.sent_through.get(&p).copied().unwrap_or_default()
+            <= self.matched.get(&p).copied().unwrap_or_default()
+    }
     /// The lease a leader holds at tick `now` (thesis 6.4.1): a majority, itself included,
     /// acknowledged rounds sent less than `lease` ticks ago, after the latest TimeoutNow.
     fn leased(&self, id: NodeId, membership: &raft::Membership, now: u64, lease: u64) -> bool {
@@ -507,24 +523,46 @@ impl Rules {
         let tail = &out.messages[produced..];
         let ticks = v.ticks;
         let lease_len = lease_ticks(core.config().election_ticks);
+        let mut owed = None;
         if let Some(l) = &mut self.nodes.entry(id).or_default().lead {
             for e in &out.messages {
                 match &e.msg {
                     Message::AppendEntries(m) => {
                         l.unsent.insert(e.to, 0);
                         if m.term == l.term {
+                            l.sent(e.to, LogIndex(m.prev_log_index.0 + m.entries.len() as u64));
+                        }
+                        if m.term == l.term {
                             l.rounds.entry(m.round).or_insert(ticks);
                         }
                     }
-                    Message::InstallSnapshot(_) => {
+                    Message::InstallSnapshot(m) => {
                         l.unsent.insert(e.to, 0);
+                        if m.term == l.term {
+                            l.sent(e.to, m.last_included_index);
+                        }
                     }
                     Message::TimeoutNow(m) if m.term == l.term => l.lease_floor = Some(ticks),
                     _ => {}
                 }
             }
+            for e in &out.messages {
+                if matches!(
+                    e.msg,
+                    Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                ) {
+                    l.owed.remove(&e.to);
+                }
+            }
+            if let Some((p, entry)) = std::mem::take(&mut l.owed).into_iter().next() {
+                owed = Some((p, entry, l.matched.get(&p).copied().unwrap_or_default()));
+            }
             // Rounds too old to lease anything.
             l.rounds.retain(|_, at| *at + lease_len >= ticks);
+        }
+        if let Some((p, entry, matched)) = owed {
+            self.fail(Property::Replication, &[id, p], format!(
+                "leader {id} appended entry {entry} and sent {p} nothing, though {p} had acknowledged everything sent to it (through {matched}): a new entry goes at once to every follower with nothing in flight, not at the next heartbeat (Figure 2, Leaders)"));
         }
         // Requests `ready()` made: judged against the core as it is now (no input came between).
         let now = Was {

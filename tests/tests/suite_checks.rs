@@ -131,6 +131,7 @@ const RAFT_BUGS: &[Bug] = &[
     Bug::CheckQuorumNeverStepsDown,
     Bug::TransferBeforeCaughtUp,
     Bug::TransferWaitsForHeartbeat,
+    Bug::InflightNeverCleared,
     // Membership changes (part 3G).
     Bug::ConfChangeBeforeOwnTermCommit,
     Bug::ConfChangeWhileUncommitted,

@@ -232,6 +232,39 @@ impl Rules {
                 "leader {id} began a transfer to {to}, whose log it knows only through {} of {last}, and sent it nothing: the target is sent the entries it lacks at once (thesis 3.10)",
                 l.matched.get(&to).copied().unwrap_or_default())));
         }
+        // Figure 2, Leaders: a new command is sent to the followers at once. A leader may hold
+        // a follower back while a batch to it is unacknowledged (pacing), but not one to which
+        // everything sent has been acknowledged: that one would wait for the next heartbeat.
+        if matches!(b.seen, Seen::Propose)
+            && b.role == Role::Leader
+            && !b.transferring
+            && last == b.last.1.next()
+        {
+            for p in &members {
+                let reached = sent.iter().any(|e| {
+                    e.to == *p
+                        && matches!(
+                            e.msg,
+                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                        )
+                });
+                // Judged when the Ready leaves (`released`): it may carry the message instead.
+                if l.settled(*p) && !reached {
+                    l.owed.insert(*p, last);
+                }
+            }
+        }
+        for e in sent {
+            match &e.msg {
+                Message::AppendEntries(m) if m.term == s.term => {
+                    l.sent(e.to, LogIndex(m.prev_log_index.0 + m.entries.len() as u64));
+                }
+                Message::InstallSnapshot(m) if m.term == s.term => {
+                    l.sent(e.to, m.last_included_index);
+                }
+                _ => {}
+            }
+        }
         if matches!(b.seen, Seen::Propose) && b.role == Role::Leader {
             let ok = if b.transferring {
                 last == b.last.1
