@@ -55,7 +55,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use raft::{Apply, Input, LogIndex, Message, NodeId, Raft, Role, Term};
+use raft::{Apply, Envelope, Input, LogIndex, Message, NodeId, Raft, Role, Term};
 
 use crate::monitor::{Property, Violation};
 
@@ -302,8 +302,16 @@ struct Lead {
 }
 
 impl Lead {
-    fn sent(&mut self, to: NodeId, through: LogIndex) {
-        let t = self.sent_through.entry(to).or_default();
+    /// Records how far a message of this leader's term carries its receiver's log.
+    fn note_sent(&mut self, e: &Envelope) {
+        let through = match &e.msg {
+            Message::AppendEntries(m) if m.term == self.term => {
+                LogIndex(m.prev_log_index.0 + m.entries.len() as u64)
+            }
+            Message::InstallSnapshot(m) if m.term == self.term => m.last_included_index,
+            _ => return,
+        };
+        let t = self.sent_through.entry(e.to).or_default();
         *t = (*t).max(through);
     }
 
@@ -529,30 +537,22 @@ impl Rules {
                 match &e.msg {
                     Message::AppendEntries(m) => {
                         l.unsent.insert(e.to, 0);
-                        if m.term == l.term {
-                            l.sent(e.to, LogIndex(m.prev_log_index.0 + m.entries.len() as u64));
-                        }
+                        l.owed.remove(&e.to);
                         if m.term == l.term {
                             l.rounds.entry(m.round).or_insert(ticks);
                         }
                     }
-                    Message::InstallSnapshot(m) => {
+                    Message::InstallSnapshot(_) => {
                         l.unsent.insert(e.to, 0);
-                        if m.term == l.term {
-                            l.sent(e.to, m.last_included_index);
-                        }
+                        l.owed.remove(&e.to);
                     }
                     Message::TimeoutNow(m) if m.term == l.term => l.lease_floor = Some(ticks),
                     _ => {}
                 }
             }
-            for e in &out.messages {
-                if matches!(
-                    e.msg,
-                    Message::AppendEntries(_) | Message::InstallSnapshot(_)
-                ) {
-                    l.owed.remove(&e.to);
-                }
+            // The step's own messages were noted when it was judged (`leader`).
+            for e in tail {
+                l.note_sent(e);
             }
             if let Some((p, entry)) = std::mem::take(&mut l.owed).into_iter().next() {
                 owed = Some((p, entry, l.matched.get(&p).copied().unwrap_or_default()));

@@ -64,14 +64,7 @@ impl Rules {
                         "node {id} became leader of term {} with progress {other:?} for {p}: nextIndex starts just past its log ({}), matchIndex at 0 (Figure 2, Leaders)",
                         s.term, b.last.1.next()))),
                 }
-                let beat = sent.iter().any(|e| {
-                    e.to == *p
-                        && matches!(
-                            e.msg,
-                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
-                        )
-                });
-                if !beat {
+                if !replicates_to(sent, *p) {
                     found.push((Property::Elections, vec![id, *p], format!(
                         "node {id} became leader of term {} and sent {p} no AppendEntries: upon election a leader sends heartbeats to each server at once (Figure 2, Leaders)", s.term)));
                 }
@@ -162,13 +155,7 @@ impl Rules {
             if tick {
                 *u += 1;
             }
-            if sent.iter().any(|e| {
-                e.to == *p
-                    && matches!(
-                        e.msg,
-                        Message::AppendEntries(_) | Message::InstallSnapshot(_)
-                    )
-            }) {
+            if replicates_to(sent, *p) {
                 *u = 0;
             }
             if *u >= hb {
@@ -241,29 +228,14 @@ impl Rules {
             && last == b.last.1.next()
         {
             for p in &members {
-                let reached = sent.iter().any(|e| {
-                    e.to == *p
-                        && matches!(
-                            e.msg,
-                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
-                        )
-                });
                 // Judged when the Ready leaves (`released`): it may carry the message instead.
-                if l.settled(*p) && !reached {
+                if l.settled(*p) && !replicates_to(sent, *p) {
                     l.owed.insert(*p, last);
                 }
             }
         }
         for e in sent {
-            match &e.msg {
-                Message::AppendEntries(m) if m.term == s.term => {
-                    l.sent(e.to, LogIndex(m.prev_log_index.0 + m.entries.len() as u64));
-                }
-                Message::InstallSnapshot(m) if m.term == s.term => {
-                    l.sent(e.to, m.last_included_index);
-                }
-                _ => {}
-            }
+            l.note_sent(e);
         }
         if matches!(b.seen, Seen::Propose) && b.role == Role::Leader {
             let ok = if b.transferring {
@@ -311,4 +283,15 @@ impl Rules {
                 "leader {id}'s removal (configuration {} at index {}) committed and it still leads: it steps down (thesis 4.2.2)", s.membership, s.membership_index));
         }
     }
+}
+
+/// The step sent `p` an AppendEntries or an InstallSnapshot.
+fn replicates_to(sent: &[Envelope], p: NodeId) -> bool {
+    sent.iter().any(|e| {
+        e.to == p
+            && matches!(
+                e.msg,
+                Message::AppendEntries(_) | Message::InstallSnapshot(_)
+            )
+    })
 }
