@@ -1,4 +1,4 @@
-//! `raftlab chaos` on real node processes: a 30-second run per fault kind must pass; a node
+//! `raftlab chaos` on real node processes: a 20-second run per fault kind must pass; a node
 //! started without `--allow-fault-injection` refuses the admin RPC; and the checker fails a
 //! history with a lost acknowledged write and one with a stale read (so the check can fail).
 //!
@@ -64,7 +64,7 @@ fn chaos_run(kind: &str, seed: &str) {
     let o = raftlab(&[
         "chaos",
         "--time",
-        "30s",
+        "20s",
         "--faults",
         kind,
         "--seed",
@@ -91,7 +91,7 @@ fn chaos_run(kind: &str, seed: &str) {
     let faults = json["nemesis"].as_array().map_or(0, Vec::len);
     assert!(
         faults >= 3,
-        "the nemesis struck {faults} times in 30 s: {report}"
+        "the nemesis struck {faults} times in 20 s: {report}"
     );
     assert!(
         json["nemesis"]
@@ -108,17 +108,17 @@ fn chaos_run(kind: &str, seed: &str) {
 }
 
 #[test]
-fn chaos_kill_30s_is_linearizable_and_loses_no_write() {
+fn chaos_kill_20s_is_linearizable_and_loses_no_write() {
     chaos_run("kill", "1601");
 }
 
 #[test]
-fn chaos_pause_30s_is_linearizable_and_loses_no_write() {
+fn chaos_pause_20s_is_linearizable_and_loses_no_write() {
     chaos_run("pause", "1602");
 }
 
 #[test]
-fn chaos_partition_30s_is_linearizable_and_loses_no_write() {
+fn chaos_partition_20s_is_linearizable_and_loses_no_write() {
     chaos_run("partition", "1603");
 }
 

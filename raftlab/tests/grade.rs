@@ -3,8 +3,9 @@
 //! gives a gradebook, and shares of a grading run merge to the whole.
 //!
 //! One test, so that its gradings share one staging tree and build directory (under this
-//! workspace's target directory, kept between runs): each grading rebuilds only what the
-//! previous tree did not have. Builds use a light release profile through `--cargo-config`.
+//! workspace's target directory, kept between runs): each grading
+//! rebuilds only what the previous tree did not have. Builds use the light profile of
+//! `common::TREE_BUILD` through `--cargo-config`.
 
 mod common;
 
@@ -14,15 +15,6 @@ use common::workspace_root;
 use std::process::Command;
 
 use serde_json::Value;
-
-const LIGHT_BUILD: [&str; 6] = [
-    "--cargo-config",
-    "profile.release.debug=0",
-    "--cargo-config",
-    "profile.release.opt-level=1",
-    "--cargo-config",
-    "profile.release.incremental=true",
-];
 
 fn work_dir() -> PathBuf {
     common::work_dir("grade-check")
@@ -39,8 +31,12 @@ impl Grader {
             .arg("grade")
             .args(args)
             .arg("--work")
-            .arg(self.work.join("stage"))
-            .args(LIGHT_BUILD)
+            .arg(common::tree_work_dir())
+            .args(
+                common::TREE_BUILD
+                    .iter()
+                    .flat_map(|c| ["--cargo-config", c]),
+            )
             .current_dir(workspace_root())
             .env_remove("RAFTLAB_TRACE")
             .env_remove("RUSTFLAGS")

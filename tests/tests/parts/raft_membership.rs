@@ -431,6 +431,71 @@ fn promote_a_learner_under_load_3g() {
     });
 }
 
+/// The promotion rule's boundary (thesis 4.2.1): a learner exactly `promotion_lag` entries
+/// behind the leader's log may become a voter, one entry more may not. Two learners catch up and
+/// are cut off one entry apart; the harness measures how far behind each is from the leader's
+/// log and theirs (frozen while cut off), then asks the leader to promote each once.
+#[test]
+fn promote_a_learner_exactly_at_the_lag_3g() {
+    raft_test(|sim| async move {
+        let lag = raft::Config::lab(node(0), Vec::new()).promotion_lag;
+        let cfg = Config::with_bootstrap(&sim, 5, false, false, Features::default(), &[0, 1, 2]);
+        cfg.begin("Test (3G): promote a learner exactly at the promotion lag");
+        cfg.check_one_leader().await;
+        cfg.change_membership(ConfChange::AddLearner(node(3))).await;
+        cfg.change_membership(ConfChange::AddLearner(node(4))).await;
+        cfg.one(900, 5, true).await;
+        let leader = cfg.check_one_leader().await;
+        let last = |i: usize| cfg.raft(i).expect("running").status().last_index.0;
+        // Cut off: learner 4 first, then learner 3 once it holds one more entry (and the leader
+        // has heard so from a heartbeat's reply).
+        sleep(ELECTION_TIMEOUT).await;
+        cfg.disconnect(4);
+        cfg.one(901, 4, true).await;
+        wait_caught_up(&cfg, 3, leader).await;
+        sleep(ELECTION_TIMEOUT).await;
+        cfg.disconnect(3);
+        let mut k = 902;
+        while last(leader) < last(3) + lag {
+            cfg.one(k, 3, true).await;
+            k += 1;
+        }
+        assert_eq!(cfg.check_one_leader().await, leader, "the leader changed");
+        assert_eq!(
+            last(leader),
+            last(3) + lag,
+            "learner 3 is not exactly {lag} behind"
+        );
+        assert_eq!(
+            last(leader),
+            last(4) + lag + 1,
+            "learner 4 is not {lag} + 1 behind"
+        );
+        let rf = cfg.raft(leader).expect("running");
+        let refused = rf.change_membership(ConfChange::AddVoter(node(4))).await;
+        assert!(
+            matches!(refused, Err(ConfChangeError::Behind { node, .. }) if node == NodeId(4)),
+            "promoting learner 4, {} entries behind (the lag is {lag}): {refused:?}",
+            lag + 1
+        );
+        let promoted = rf.change_membership(ConfChange::AddVoter(node(3))).await;
+        assert!(
+            promoted.is_ok(),
+            "promoting learner 3, exactly {lag} entries behind (the lag is {lag}), was refused: {promoted:?}"
+        );
+        cfg.connect(3);
+        cfg.connect(4);
+        cfg.wait_membership(
+            &[0, 1, 2, 3, 4],
+            &config(&[0, 1, 2, 3], &[4]),
+            ELECTION_TIMEOUT,
+        )
+        .await;
+        cfg.one(1999, 5, true).await;
+        cfg.end();
+    });
+}
+
 /// Learners never decide. A voter connected only to the learners (which grant it their votes:
 /// their logs are no longer than its own) is never elected; a leader connected only to the
 /// learners commits nothing, even once they all store the entry.
