@@ -6,7 +6,7 @@
 #   scripts/mutants.sh raft [SHARD]      # raft/src's regions against `tests --test raft` and 4C
 #   scripts/mutants.sh rsm|kvraft [SHARD]
 #
-# SHARD is cargo-mutants' k/n (e.g. 1/4), to spread a run over machines or sessions. Results go
+# SHARD is cargo-mutants' k/n (e.g. 1/4; k counts from 0, so a run in four is 0/4 to 3/4), to spread a run over machines or sessions. Results go
 # to target/mutants-<crate>[-k-of-n]/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt).
 # The random tests run with RAFTLAB_SEED=1 (a mutant that only a later seed catches counts as
 # missed); the search tests are seed-free. MUTANTS_LIST=1 only lists the mutants. Needs `cargo install cargo-mutants`.
