@@ -5,7 +5,7 @@
 //!
 //! Decoding never allocates without bound: a frame holds at most `MAX_FRAME` bytes, bincode
 //! checks a byte string's length against the bytes left, and serde preallocates at most 1 MiB
-//! for a sequence whatever length it announces (`cluster/tests/decode_props.rs` measures it).
+//! for a sequence whatever length it announces (`cluster/tests/all/decode_props.rs` measures it).
 //!
 //! The check: tarpc decodes a request's deadline, sent as a duration, into
 //! `Instant::now() + duration`, which panics when the sum overflows. One frame with a deadline

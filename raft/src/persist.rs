@@ -217,7 +217,7 @@ mod tests {
     }
 
     /// Property tests of the real encoder (the decoder's robustness is in
-    /// `raft/tests/decode_props.rs`).
+    /// `raft/tests/all/decode_props.rs`).
     mod props {
         use super::*;
         use proptest::prelude::*;

@@ -7,7 +7,7 @@
 //! its term and its vote (nothing is persisted) and asks the others whether they would vote for
 //! it in the next term. Only with a majority of yeses does it start the real election.
 //!
-//! The traps this code avoids, each with a test in `raft/tests/extensions.rs`:
+//! The traps this code avoids, each with a test in `raft/tests/all/extensions.rs`:
 //! - Answering a pre-vote changes nothing: not the voter's term, not its vote, not its election
 //!   timer (hashicorp/raft #609: a voter that resets its timer on every pre-vote it grants can
 //!   keep a cluster from ever electing anyone).

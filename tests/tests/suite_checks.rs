@@ -72,21 +72,11 @@ fn local_reads_are_caught_as_not_linearizable() {
 
 // ---------------------------------------------------------------------------------------------
 // Planted Raft bugs: each classic mistake of `labrpc::planted`, switched on in the reference
-// core, must fail the Raft suite within 20 seeds or in its search tests. The suite is compiled
-// into this binary (below) and run in a child process per bug and seed, so each run has the
-// bug and seed in its environment exactly as a student's run would.
-
-#[path = "raft.rs"]
-mod suite_raft;
-
-#[path = "kvraft.rs"]
-mod suite_kvraft;
-
-#[path = "shardkv.rs"]
-mod suite_shardkv;
-
-#[path = "rsm.rs"]
-mod suite_rsm;
+// core, must fail the Raft suite within 20 seeds or in its search tests. Each suite's own test
+// binary (`tests/raft.rs`, ...) is run in a child process per bug and seed, so each run has the
+// bug and seed in its environment exactly as a student's run would. The binaries are the ones
+// cargo builds for `cargo test --workspace`: asked of cargo (a no-op when they are fresh), not
+// compiled a second time into this one.
 
 use labrpc::planted::Bug;
 
@@ -151,12 +141,65 @@ struct Failure {
     message: String,
 }
 
-/// Runs this binary's tests matching `filter` (minus `skip`) with `bug` planted and `seed`. The
-/// child stops at its first failed simulated test (`RAFTLAB_EXIT_AT_FIRST_FAILURE`): the check
+/// The path of the test binary `tests/<suite>.rs`, built by cargo with this binary's profile and
+/// target directory and the whole workspace's features (those of `cargo test --workspace`, so
+/// that in CI the build is a no-op; under `-p tests` the first call builds it once).
+fn suite_exe(suite: &str) -> std::path::PathBuf {
+    static CACHE: std::sync::Mutex<Vec<(String, std::path::PathBuf)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, exe)) = cache.iter().find(|(s, _)| s == suite) {
+        return exe.clone();
+    }
+    let me = std::env::current_exe().expect("the test binary's path");
+    // <target dir>/<profile dir>/deps/suite_checks-<hash>
+    let profile_dir = me
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(p) => p.to_string(),
+        None => panic!("no profile directory above {}", me.display()),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json",
+            "--test",
+            suite,
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo could not build tests/{suite}.rs:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == suite)
+        .find_map(|v| v["executable"].as_str().map(std::path::PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo named no executable for tests/{suite}.rs"));
+    cache.push((suite.to_string(), exe.clone()));
+    exe
+}
+
+/// Runs the tests of `tests/<suite>.rs` matching `filter` (minus `skip`) with `bug` planted and
+/// `seed`. The child stops at its first failed simulated test (`RAFTLAB_EXIT_AT_FIRST_FAILURE`): the check
 /// needs only that one, and the rest of the suite's run would cost as much as a passing run.
-fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failure> {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut cmd = std::process::Command::new(exe);
+fn run_child(suite: &str, filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failure> {
+    let mut cmd = std::process::Command::new(suite_exe(suite));
     cmd.arg(filter).arg("--test-threads=2");
     if let Some(s) = skip {
         cmd.arg("--skip").arg(s);
@@ -213,7 +256,7 @@ fn run_child(filter: &str, skip: Option<&str>, bug: Bug, seed: u64) -> Vec<Failu
 
 /// Which mechanism a failure came from.
 fn mechanism(f: &Failure) -> &'static str {
-    if f.test.contains("::search_") {
+    if f.test.contains("search_") {
         "search"
     } else if f.message.contains("rule violation") {
         "rules"
@@ -224,8 +267,8 @@ fn mechanism(f: &Failure) -> &'static str {
     }
 }
 
-/// Each bug must fail the suite `module` within [`SEEDS`] seeds, or its search tests.
-fn check_planted(module: &str, bugs: &[Bug]) {
+/// Each bug must fail the suite `tests/<suite>.rs` within [`SEEDS`] seeds, or its search tests.
+fn check_planted(suite: &str, bugs: &[Bug]) {
     let mut missed = Vec::new();
     println!(
         "{:<28} {:<8} {:<5} {:<50} first failure",
@@ -234,14 +277,14 @@ fn check_planted(module: &str, bugs: &[Bug]) {
     for &bug in bugs {
         let mut caught = None;
         for seed in 1..=SEEDS {
-            let failures = run_child(module, Some("search_"), bug, seed);
+            let failures = run_child(suite, "", Some("search_"), bug, seed);
             if let Some(f) = failures.into_iter().next() {
                 caught = Some((seed.to_string(), f));
                 break;
             }
         }
         if caught.is_none() {
-            let failures = run_child(&format!("{module}search_"), None, bug, 1);
+            let failures = run_child(suite, "search_", None, bug, 1);
             caught = failures.into_iter().next().map(|f| ("-".to_string(), f));
         }
         match caught {
@@ -261,24 +304,24 @@ fn check_planted(module: &str, bugs: &[Bug]) {
     }
     assert!(
         missed.is_empty(),
-        "planted bugs that passed {module}: {missed:?}"
+        "planted bugs that passed tests/{suite}.rs: {missed:?}"
     );
 }
 
 #[test]
 fn every_planted_raft_bug_is_caught() {
-    check_planted("suite_raft::", RAFT_BUGS);
+    check_planted("raft", RAFT_BUGS);
 }
 
 #[test]
 fn every_planted_rsm_bug_is_caught() {
-    check_planted("suite_rsm::", &[Bug::RsmLocalRead]);
+    check_planted("rsm", &[Bug::RsmLocalRead]);
 }
 
 #[test]
 fn every_planted_kvraft_bug_is_caught() {
     check_planted(
-        "suite_kvraft::",
+        "kvraft",
         &[
             Bug::KvNoDuplicateDetection,
             Bug::KvWrongLeaderAnswer,
@@ -298,7 +341,7 @@ fn every_planted_kvraft_bug_is_caught() {
 #[test]
 fn every_planted_shardkv_bug_is_caught() {
     check_planted(
-        "suite_shardkv::",
+        "shardkv",
         &[
             Bug::ShardServesUnownedShard,
             Bug::ShardMigrationWithoutDedup,

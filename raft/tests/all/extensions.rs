@@ -12,7 +12,7 @@ use raft::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::{env, out};
 
 // ---------------------------------------------------------------------------------------------

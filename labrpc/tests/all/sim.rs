@@ -204,13 +204,13 @@ fn replay_command_names_the_test() {
     sim::run_test(PKG, |sim| async move {
         let cmd = sim::replay_command(PKG, sim.seed());
         let prefix = format!(
-            "RAFTLAB_SEED={} cargo test -p labrpc --test sim",
+            "RAFTLAB_SEED={} cargo test -p labrpc --test all",
             sim.seed()
         );
         assert!(cmd.starts_with(&prefix), "{cmd}");
         if std::thread::current().name() != Some("main") {
             assert!(
-                cmd.ends_with(" -- replay_command_names_the_test --exact"),
+                cmd.ends_with(" -- sim::replay_command_names_the_test --exact"),
                 "{cmd}"
             );
         }

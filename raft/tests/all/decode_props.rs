@@ -1,7 +1,7 @@
 //! Property tests of raft's decoders of bytes from outside: the persisted state
 //! ([`raft::persist::decode`], what a node reads back from its `Persister` or disk) and the
 //! messages ([`raft::Envelope`]) as postcard carries them between labrpc nodes (the TCP
-//! cluster's bincode frames are tested in `cluster/tests/decode_props.rs`).
+//! cluster's bincode frames are tested in `cluster/tests/all/decode_props.rs`).
 //!
 //! For each: arbitrary bytes and mutated valid encodings never panic, give a typed error or a
 //! value, and allocate at most a bounded amount (measured by a counting allocator); valid

@@ -1,7 +1,7 @@
 //! Hand-made histories with known answers, the event API, budgets, the HTML page, parser errors, and random
 //! small histories cross-checked against a brute-force checker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use raft::{Apply, Config, Entry, LogIndex, Message, NodeId, NotLeader, Raft, Rol
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-mod common;
+use crate::common;
 use common::{env, out};
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! The checker against the recorded histories of `shared/testdata` (see its README.md).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use lincheck::{
 const BUDGET: Duration = Duration::from_secs(120);
 
 /// Per-file verdicts for the etcd histories, decided by this checker and cross-checked below.
-const GOLDEN: &str = include_str!("etcd_golden.txt");
+const GOLDEN: &str = include_str!("../etcd_golden.txt");
 
 #[test]
 fn porcupine_kv_ok_files_are_linearizable_and_bad_files_are_not() {
@@ -112,7 +112,7 @@ fn etcd_histories_are_all_decided_and_match_the_golden_list() {
     if std::env::var_os("LINCHECK_BLESS").is_some() {
         let mut out = String::from(
             "# Verdicts of lincheck on shared/testdata/etcd-jepsen (file, verdict), one per line.\n\
-             # Written with LINCHECK_BLESS=1 cargo test -p lincheck --test testdata; cross-checked by\n\
+             # Written with LINCHECK_BLESS=1 cargo test -p lincheck --test all testdata; cross-checked by\n\
              # etcd_verdicts_agree_with_an_independent_checker. etcd_095.log is empty (the etcd cluster failed\n\
              # to start in that Jepsen run), hence trivially linearizable.\n",
         );
