@@ -85,6 +85,9 @@ PY
 done
 
 out=target/mutants-$crate${shard:+-${shard/\//-of-}}
+# MUTANTS_RE=regex: only the mutants whose name matches (e.g. 'acknowledge|tick_check_quorum',
+# to rerun the functions changed since a full run); results go to $out-re.
+[ -n "${MUTANTS_RE:-}" ] && out=$out-re
 args=(--package "$crate" --in-diff "$diff_file" --test-package tests --baseline skip
       --timeout 300 --build-timeout 900 --output "$out" --profile mutants)
 [ -n "$shard" ] && args+=(--shard "$shard")
@@ -93,6 +96,7 @@ args=(--package "$crate" --in-diff "$diff_file" --test-package tests --baseline 
 if [ -n "${MUTANTS_IN_PLACE:-}" ]; then args+=(--in-place); else args+=(--jobs 1); fi
 # MUTANTS_ITERATE=1: skip the mutants an earlier run in $out already caught.
 [ -n "${MUTANTS_ITERATE:-}" ] && args+=(--iterate)
+[ -n "${MUTANTS_RE:-}" ] && args+=(--re "$MUTANTS_RE")
 # MUTANTS_LIST=1: only list the mutants.
 [ -n "${MUTANTS_LIST:-}" ] && args+=(--list)
 echo "mutating the SOLUTION regions of $crate/src against the $suite suite -> $out"

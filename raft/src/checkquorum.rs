@@ -11,11 +11,14 @@
 //! stuck node answers the leader's AppendEntries with its higher term, the leader steps down,
 //! and the next election is held at that term (etcd #8334).
 
+use std::collections::BTreeSet;
+
 use labrpc::planted;
 use tracing::info;
 
 use crate::core::Raft;
 use crate::message::{Envelope, Message, RequestVoteReply};
+use crate::types::NodeId;
 
 impl Raft {
     /// Thesis 6.2: "a leader steps down if an election timeout elapses without a successful
@@ -37,14 +40,20 @@ impl Raft {
         if !self.is_quorum(|id| id == me || active.contains(&id))
             && !planted!(CheckQuorumNeverStepsDown)
         {
-            self.narrate_check_quorum_step_down(active.len() + 1);
+            self.narrate_check_quorum_step_down(&active);
             self.become_follower(self.term, None);
         }
         // SOLUTION END
     }
 
     /// The event a student wants to see when check-quorum deposes a leader.
-    fn narrate_check_quorum_step_down(&self, heard: usize) {
+    /// `active`: the members heard from in the window (the leader counts itself as heard).
+    fn narrate_check_quorum_step_down(&self, active: &BTreeSet<NodeId>) {
+        let members = self.membership().members();
+        let heard = members
+            .iter()
+            .filter(|id| **id == self.config.id || active.contains(id))
+            .count();
         info!(
             node = self.config.id.0,
             term = self.term.0,
@@ -53,7 +62,7 @@ impl Raft {
             "node {} steps down: no contact with a majority for an election timeout ({} of {} heard)",
             self.config.id,
             heard,
-            self.membership().members().len()
+            members.len()
         );
     }
 

@@ -261,9 +261,7 @@ impl Raft {
             return;
         };
         // Replies may arrive out of order: progress only moves forward.
-        if matched > p.matched {
-            p.matched = matched.min(last);
-        }
+        p.matched = p.matched.max(matched.min(last));
         // A heartbeat's reply says nothing about entries sent after it.
         let was_inflight = p.inflight;
         if p.inflight.is_some_and(|through| p.matched >= through) {

@@ -142,20 +142,10 @@ fn handout_builds_and_its_raft_suite_fails() {
     // One Raft test runs and fails (the test fails; nothing fails to build). The suite's binary
     // is run directly: `cargo test -p tests` would resolve features for that package alone and
     // rebuild dependencies.
-    let raft_suite = String::from_utf8_lossy(&no_run.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|m| {
-            let target = m.get("target")?;
-            let is_suite = m.get("reason")?.as_str()? == "compiler-artifact"
-                && target.get("name")?.as_str()? == "raft"
-                && target
-                    .get("src_path")?
-                    .as_str()?
-                    .ends_with("tests/tests/raft.rs");
-            let exe = m.get("executable")?.as_str()?;
-            is_suite.then(|| PathBuf::from(exe))
-        })
+    let raft_suite = tests::cargo_json::test_binaries(&String::from_utf8_lossy(&no_run.stdout))
+        .into_iter()
+        .find(|b| b.name == "raft" && b.src_path.ends_with("tests/tests/raft.rs"))
+        .map(|b| b.executable)
         .expect("the Raft suite's test binary in cargo's output");
     let run = Command::new(&raft_suite)
         .args(["initial_election_3a", "--exact"])

@@ -9,11 +9,13 @@
 //!   `tests/shardkv.rs`.
 //!
 //! - [`membership`]: membership changes as the testers make them (retrying through the leader).
+//! - [`cargo_json`]: the test binaries named in cargo's JSON output (for the suites' own checks).
 //!
 //! Every suite is one test binary (`cargo test -p tests --test raft`); test names end with the
 //! lab part, so `cargo test -p tests --test raft 3b` runs part 3B. Each test takes its seed from
 //! `RAFTLAB_SEED` and prints the command that replays it when it fails.
 
+pub mod cargo_json;
 pub mod kv_harness;
 pub mod membership;
 pub mod raft_harness;

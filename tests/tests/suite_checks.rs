@@ -185,11 +185,10 @@ fn suite_exe(suite: &str) -> std::path::PathBuf {
         "cargo could not build tests/{suite}.rs:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let exe = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"]["name"] == suite)
-        .find_map(|v| v["executable"].as_str().map(std::path::PathBuf::from))
+    let exe = tests::cargo_json::test_binaries(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .find(|b| b.name == suite)
+        .map(|b| b.executable)
         .unwrap_or_else(|| panic!("cargo named no executable for tests/{suite}.rs"));
     cache.push((suite.to_string(), exe.clone()));
     exe
