@@ -6,6 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
 use kvraft::OpKind;
 use kvraft::common::KvCommand;
 use rand::{RngCore, SeedableRng};
@@ -18,10 +22,10 @@ use tarpc::client::RpcError;
 use crate::rpc::{RaftKvClient, SubmitFailure, WrongCluster};
 use crate::transport::{connect, ctx};
 
-/// How long one call may take before the clerk tries another server (a leader waits up to
+/// How long one call may take before the clerk gives up on its answer (a leader waits up to
 /// half a second for its entry to commit before answering "timeout").
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Pause after asking every server once without success.
+/// Pause after every server refused once (none is the leader yet: an election is under way).
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +42,37 @@ pub enum ClerkError {
     Codec(String),
 }
 
+/// How a client moves on from a server that does not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// How long the client waits for one server before it also asks the next one (a hedged
+    /// retry: the first answer wins, and the session number keeps a command exactly-once).
+    /// The default, 300 ms, is the nodes' shortest election timeout: a leader that has not
+    /// answered by then may be paused or cut off, and its followers are about to elect another.
+    /// A healthy leader answers in a few milliseconds.
+    pub attempt_timeout: Duration,
+    /// How long a server that let an attempt time out is asked only when no other server is
+    /// free (and its hints ignored): a paused or isolated leader is not waited on again each
+    /// round while the others elect a new one.
+    pub suspect_for: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            attempt_timeout: Duration::from_millis(300),
+            suspect_for: Duration::from_millis(1000),
+        }
+    }
+}
+
 /// A client of a running cluster, for any state machine: commands in, outputs out.
 pub struct Client {
     servers: Vec<SocketAddr>,
     conns: Vec<Option<RaftKvClient>>,
+    /// Until when each server is suspected of not answering.
+    suspect_until: Vec<Option<Instant>>,
+    options: ClientOptions,
     cluster: Option<u64>,
     client_id: u64,
     seq: u64,
@@ -60,11 +91,19 @@ impl Client {
         Client {
             servers,
             conns: vec![None; n],
+            suspect_until: vec![None; n],
+            options: ClientOptions::default(),
             cluster: None,
             client_id,
             seq: 0,
             leader: 0,
         }
+    }
+
+    /// The same client with other retry settings.
+    pub fn with_options(mut self, options: ClientOptions) -> Client {
+        self.options = options;
+        self
     }
 
     async fn client(&mut self, i: usize) -> Option<RaftKvClient> {
@@ -81,7 +120,8 @@ impl Client {
         }
         for i in 0..self.servers.len() {
             if let Some(c) = self.client(i).await
-                && let Ok(Ok(id)) = tokio::time::timeout(CALL_TIMEOUT, c.cluster_id(ctx())).await
+                && let Ok(Ok(id)) =
+                    tokio::time::timeout(self.options.attempt_timeout, c.cluster_id(ctx())).await
             {
                 self.cluster = Some(id);
                 return Ok(id);
@@ -133,8 +173,31 @@ impl Client {
         postcard::from_bytes(&out).map_err(|e| ClerkError::Codec(e.to_string()))
     }
 
-    /// Makes `call` on the server believed to lead, then on the next ones in turn, until one
-    /// answers or `deadline` passes.
+    /// The server to ask next: `hint` (a follower's word for who leads) if it is free and not
+    /// suspected, else the first free unsuspected server after `after`, else the first free
+    /// one (a suspect, when nobody else is left).
+    fn pick(
+        &self,
+        hint: Option<usize>,
+        after: usize,
+        busy: &[bool],
+        now: Instant,
+    ) -> Option<usize> {
+        let n = self.servers.len();
+        let trusted = |i: usize| !busy[i] && self.suspect_until[i].is_none_or(|t| t <= now);
+        if let Some(h) = hint.filter(|&h| trusted(h)) {
+            return Some(h);
+        }
+        let order = (1..=n).map(|k| (after + k) % n);
+        order
+            .clone()
+            .find(|&i| trusted(i))
+            .or_else(|| order.into_iter().find(|&i| !busy[i]))
+    }
+
+    /// Makes `call` on the server believed to lead; if it refuses, on the one it names or the
+    /// next; if it has not answered within the attempt timeout, on the next one as well
+    /// (hedged), until one answers or `deadline` passes.
     async fn call<F, Fut>(&mut self, deadline: Duration, call: F) -> Result<Vec<u8>, ClerkError>
     where
         F: Fn(RaftKvClient, u64) -> Fut,
@@ -143,26 +206,84 @@ impl Client {
         let work = async {
             let cluster = self.cluster().await?;
             let n = self.servers.len().max(1);
-            let mut failures = 0usize;
+            let mut busy = vec![false; n];
+            let mut attempts = FuturesUnordered::new();
+            // The next server to ask, and when; the last one asked and when to hedge it.
+            let mut ask: Option<(usize, Instant)> = Some((self.leader % n, Instant::now()));
+            let mut last = self.leader % n;
+            let mut hedge_at = Instant::now() + self.options.attempt_timeout;
+            let mut refusals = 0usize;
             loop {
-                let i = self.leader;
-                if let Some(c) = self.client(i).await {
-                    match tokio::time::timeout(CALL_TIMEOUT, call(c, cluster)).await {
-                        Ok(Ok(Ok(Ok(out)))) => return Ok(out),
-                        Ok(Ok(Ok(Err(SubmitFailure::BadCommand(why))))) => {
-                            return Err(ClerkError::BadCommand(why));
-                        }
-                        Ok(Ok(Err(wrong))) => {
-                            return Err(ClerkError::MixedClusters(wrong.expected, wrong.got));
-                        }
-                        Ok(Err(_)) => self.conns[i] = None, // connection broke
-                        _ => {}                             // not the leader, lost, timeout
+                if let Some((i, at)) = ask
+                    && at <= Instant::now()
+                {
+                    ask = None;
+                    if let Some(c) = self.client(i).await {
+                        busy[i] = true;
+                        last = i;
+                        hedge_at = Instant::now() + self.options.attempt_timeout;
+                        let attempt = call(c, cluster);
+                        attempts.push(async move {
+                            (i, tokio::time::timeout(CALL_TIMEOUT, attempt).await)
+                        });
+                    } else {
+                        // Unreachable (refused, or no answer to the connect): as a refusal.
+                        refusals += 1;
+                        ask = self.next_ask(None, i, &busy, refusals);
+                        continue;
                     }
                 }
-                self.leader = (self.leader + 1) % n;
-                failures += 1;
-                if failures.is_multiple_of(n) {
-                    tokio::time::sleep(ROUND_PAUSE).await;
+                let wake = match ask {
+                    Some((_, at)) => at,
+                    None if attempts.is_empty() => Instant::now() + ROUND_PAUSE,
+                    None => hedge_at,
+                };
+                tokio::select! {
+                    biased;
+                    Some((i, answer)) = attempts.next(), if !attempts.is_empty() => {
+                        busy[i] = false;
+                        let hint = match answer {
+                            Ok(Ok(Ok(Ok(out)))) => {
+                                self.leader = i;
+                                self.suspect_until[i] = None;
+                                return Ok(out);
+                            }
+                            Ok(Ok(Ok(Err(SubmitFailure::BadCommand(why))))) => {
+                                return Err(ClerkError::BadCommand(why));
+                            }
+                            Ok(Ok(Err(wrong))) => {
+                                return Err(ClerkError::MixedClusters(wrong.expected, wrong.got));
+                            }
+                            Ok(Ok(Ok(Err(SubmitFailure::NotLeader { leader })))) => {
+                                self.suspect_until[i] = None;
+                                leader.and_then(|a| self.servers.iter().position(|&s| s == a))
+                            }
+                            // Answered, but lost or timed out: its leader may have lost office.
+                            Ok(Ok(Ok(Err(SubmitFailure::Retry(_))))) => None,
+                            Ok(Err(_)) => {
+                                self.conns[i] = None; // the connection broke
+                                None
+                            }
+                            Err(_) => {
+                                self.suspect_until[i] = Some(Instant::now() + self.options.suspect_for);
+                                None
+                            }
+                        };
+                        if ask.is_none() {
+                            refusals += 1;
+                            ask = self.next_ask(hint, i, &busy, refusals);
+                        }
+                    }
+                    _ = tokio::time::sleep_until(wake) => {
+                        if ask.is_none() && !attempts.is_empty() {
+                            // The last server asked is slow: suspect it, ask another too.
+                            self.suspect_until[last] = Some(Instant::now() + self.options.suspect_for);
+                            ask = self.pick(None, last, &busy, Instant::now()).map(|i| (i, Instant::now()));
+                            hedge_at = Instant::now() + self.options.attempt_timeout;
+                        } else if ask.is_none() {
+                            ask = self.pick(None, last, &busy, Instant::now()).map(|i| (i, Instant::now()));
+                        }
+                    }
                 }
             }
         };
@@ -170,6 +291,24 @@ impl Client {
             Ok(r) => r,
             Err(_) => Err(ClerkError::Timeout(deadline)),
         }
+    }
+
+    /// Whom to ask after server `from` refused or failed: at once, unless every server has
+    /// refused since the last pause (no leader yet), then after a short pause.
+    fn next_ask(
+        &self,
+        hint: Option<usize>,
+        from: usize,
+        busy: &[bool],
+        refusals: usize,
+    ) -> Option<(usize, Instant)> {
+        let now = Instant::now();
+        let at = if refusals.is_multiple_of(self.servers.len().max(1)) {
+            now + ROUND_PAUSE
+        } else {
+            now
+        };
+        self.pick(hint, from, busy, now).map(|i| (i, at))
     }
 }
 
@@ -247,5 +386,49 @@ impl TcpClerk {
             value: value.to_owned(),
         };
         self.client.submit(&command, deadline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(n: u16) -> Client {
+        let servers = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 7000 + i)))
+            .collect();
+        Client::with_id(servers, 1)
+    }
+
+    #[test]
+    fn a_hinted_leader_is_asked_next_unless_busy_or_suspected() {
+        let mut c = client(3);
+        let now = Instant::now();
+        let idle = [false; 3];
+        assert_eq!(c.pick(Some(2), 0, &idle, now), Some(2));
+        assert_eq!(c.pick(Some(2), 0, &[false, false, true], now), Some(1));
+        c.suspect_until[2] = Some(now + Duration::from_secs(1));
+        assert_eq!(c.pick(Some(2), 0, &idle, now), Some(1), "a suspect's hint");
+        assert_eq!(
+            c.pick(Some(2), 0, &idle, now + Duration::from_secs(2)),
+            Some(2),
+            "the suspicion ended"
+        );
+    }
+
+    #[test]
+    fn servers_are_tried_in_turn_and_a_suspect_only_when_no_one_else_is_free() {
+        let mut c = client(3);
+        let now = Instant::now();
+        assert_eq!(c.pick(None, 0, &[false; 3], now), Some(1));
+        assert_eq!(c.pick(None, 2, &[false; 3], now), Some(0));
+        c.suspect_until[1] = Some(now + Duration::from_secs(1));
+        assert_eq!(c.pick(None, 0, &[false; 3], now), Some(2), "1 is suspected");
+        assert_eq!(
+            c.pick(None, 0, &[true, false, true], now),
+            Some(1),
+            "only the suspect is free"
+        );
+        assert_eq!(c.pick(None, 0, &[true; 3], now), None, "all busy");
     }
 }

@@ -182,7 +182,11 @@ pub enum TransferFailure {
 /// Why a node did not carry out a submitted command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum SubmitFailure {
-    /// Not here (not the leader, lost its place, timed out): try another node.
+    /// This node does not lead; `leader` is the client address of the node it follows in
+    /// its current term, if it knows one: ask that one next.
+    #[error("not the leader (the leader is {})", leader.map_or("unknown".to_string(), |a| a.to_string()))]
+    NotLeader { leader: Option<SocketAddr> },
+    /// Not here (lost its place, timed out): try another node.
     #[error(transparent)]
     Retry(#[from] SubmitError),
     /// The bytes are not a command of this node's state machine.

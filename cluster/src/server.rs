@@ -29,7 +29,7 @@ use labrpc::TaskGroup;
 use raft::NodeId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rsm::{Rsm, RsmOptions, Session, StateMachine};
+use rsm::{Rsm, RsmOptions, Session, StateMachine, SubmitError};
 use tarpc::context::Context;
 use tarpc::server::BaseChannel;
 use tarpc::server::incoming::{Incoming, spawn_incoming};
@@ -353,6 +353,23 @@ impl<M: StateMachine> Clone for NodeServer<M> {
 }
 
 impl<M: StateMachine> NodeServer<M> {
+    /// Why a command or read did not succeed here, with the leader's address when this node
+    /// is a follower that knows it (the client's next stop).
+    fn refusal(&self, e: SubmitError) -> SubmitFailure {
+        match e {
+            SubmitError::NotLeader => SubmitFailure::NotLeader {
+                leader: self
+                    .rsm
+                    .raft()
+                    .status()
+                    .leader
+                    .filter(|l| l.0 != self.id)
+                    .and_then(|l| self.book.get(l)),
+            },
+            e => SubmitFailure::Retry(e),
+        }
+    }
+
     fn check(&self, got: u64) -> Result<(), WrongCluster> {
         if got == self.cluster {
             Ok(())
@@ -405,7 +422,7 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
         Ok(match outcome {
             Ok(output) => postcard::to_stdvec(&output)
                 .map_err(|e| SubmitFailure::BadCommand(format!("cannot encode the output: {e}"))),
-            Err(e) => Err(SubmitFailure::Retry(e)),
+            Err(e) => Err(self.refusal(e)),
         })
     }
 
@@ -437,7 +454,7 @@ impl<M: StateMachine> RaftKv for NodeServer<M> {
                 Ok(None) => Err(SubmitFailure::BadCommand(
                     "not a read-only command: submit it".into(),
                 )),
-                Err(e) => Err(SubmitFailure::Retry(e)),
+                Err(e) => Err(self.refusal(e)),
             },
         )
     }

@@ -1,7 +1,8 @@
 //! `raftlab bench`: a real 3-node cluster on loopback, with fsync on: puts per second and
 //! latency percentiles for 1, 16 and 64 concurrent clients, the same for linearizable gets
 //! (ReadIndex: no log entry, no fsync), the raw fsync rate of the data disk, and the time from
-//! kill -9 of the leader to the first write a new leader accepts.
+//! kill -9 of the leader to the first write a new leader accepts, and the clients' outage when
+//! the leader is SIGSTOPped or cut off (`chaos::outage`).
 
 use std::fs;
 use std::io::Write;
@@ -16,6 +17,8 @@ use clap::Args;
 use cluster::client::TcpClerk;
 use cluster::server::Features;
 
+use crate::chaos::nodes::Nodes as ChaosNodes;
+use crate::chaos::outage::{self, LeaderFault};
 use crate::cluster_cmd::{FeatureArgs, query, runtime, spawn_node};
 
 /// Benchmark a real 3-node loopback cluster (fsync on).
@@ -25,14 +28,22 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Client counts to measure puts with.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-    clients: Vec<usize>,
+    #[arg(long, value_parser = counts, default_value = "1,16,64")]
+    clients: Counts,
     /// Client counts to measure linearizable gets (ReadIndex) with (empty: none).
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-    read_clients: Vec<usize>,
+    #[arg(long, value_parser = counts, default_value = "1,16,64")]
+    read_clients: Counts,
     /// Kill the leader this many times to measure failover.
     #[arg(long, default_value_t = 10)]
     failovers: usize,
+    /// Trials of each leader fault (SIGSTOP, isolation) to measure the clients' outage with
+    /// (0: none). Each trial pauses or cuts off the leader of a fresh 3-node cluster's current
+    /// term while clients put, and measures until every client completed a put again.
+    #[arg(long, default_value_t = 20)]
+    outage_trials: usize,
+    /// Clients putting during an outage trial.
+    #[arg(long, default_value_t = 4)]
+    outage_clients: usize,
     /// Run the nodes with `--lease-reads`: gets are answered from the leader's lease (no
     /// round of heartbeats; assumes bounded clock drift).
     #[arg(long)]
@@ -40,6 +51,22 @@ pub struct BenchArgs {
     /// Where the nodes keep their data (default: a fresh directory under the system temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+/// A comma-separated list of client counts; empty for none.
+#[derive(Clone, Debug)]
+struct Counts(Vec<usize>);
+
+fn counts(s: &str) -> Result<Counts, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<usize>()
+                .map_err(|e| format!("{t:?} is not a client count: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Counts)
 }
 
 const CLUSTER: u64 = 0xbe9c_0000_0000_0001;
@@ -181,14 +208,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "{:<16} {:>8} {:>10} {:>10} {:>10}",
             "operation", "clients", "ops/s", "p50", "p99"
         );
-        for &n in &args.clients {
+        for &n in &args.clients.0 {
             let (rate, p50, p99) = load(&addrs, n, Op::Put, dur).await?;
             println!(
                 "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
                 "put"
             );
         }
-        if !args.read_clients.is_empty() {
+        if !args.read_clients.0.is_empty() {
             // Every key the readers ask for exists.
             let mut ck = TcpClerk::new(addrs.clone());
             for k in 0..KEYS {
@@ -196,7 +223,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             }
         }
-        for &n in &args.read_clients {
+        for &n in &args.read_clients.0 {
             let (rate, p50, p99) = load(&addrs, n, Op::Get, dur).await?;
             println!(
                 "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
@@ -233,8 +260,34 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     drop(nodes);
+    if args.outage_trials > 0 {
+        rt.block_on(outages(&dir, args.outage_trials, args.outage_clients))?;
+    }
     let _ = fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outage rows: a 3-node cluster with fault injection, `trials` trials of each leader
+/// fault, the percentiles of the time until every client is back.
+async fn outages(dir: &Path, trials: usize, clients: usize) -> anyhow::Result<()> {
+    let mut nodes = ChaosNodes::start(&dir.join("outage"), 3, CLUSTER + 1)?;
+    for fault in [LeaderFault::Pause, LeaderFault::Isolate] {
+        let mut all = Vec::new();
+        for _ in 0..trials {
+            all.push(outage::trial(&mut nodes, fault, clients.max(1)).await?);
+        }
+        all.sort();
+        println!(
+            "outage ({}, {} clients: until every client completed a put again), {} runs: median {:.0?}, p99 {:.0?}, max {:.0?}",
+            fault.name(),
+            clients.max(1),
+            all.len(),
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            all[all.len() - 1]
+        );
+    }
+    Ok(())
 }
 
 /// Keys the load spreads over.

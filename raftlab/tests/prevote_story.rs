@@ -23,14 +23,7 @@ const ALONE: Duration = Duration::from_secs(4);
 /// `ALONE`, and returns their terms right after the kill and at the end. Then restarts the
 /// three and checks that a leader is elected and the data is there.
 async fn two_of_five(c: &mut TestCluster) -> Vec<(usize, u64, u64)> {
-    let (l, _) = c
-        .wait_leader(0, Duration::from_secs(10))
-        .await
-        .expect("a first leader");
-    let mut ck = c.clerk();
-    ck.put("story", "before", Duration::from_secs(10))
-        .await
-        .expect("first write");
+    let (l, _, mut ck) = c.first_write("story", "before").await;
     assert!(c.wait_caught_up(Duration::from_secs(10)).await);
     let doomed = [l, (l + 1) % 5, (l + 2) % 5];
     let survivors = [(l + 3) % 5, (l + 4) % 5];

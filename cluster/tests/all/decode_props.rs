@@ -647,6 +647,10 @@ fn submit_failure() -> impl Strategy<Value = SubmitFailure> {
         Just(SubmitFailure::Retry(SubmitError::Lost)),
         Just(SubmitFailure::Retry(SubmitError::Timeout)),
         ".{0,20}".prop_map(SubmitFailure::BadCommand),
+        Just(SubmitFailure::NotLeader { leader: None }),
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SubmitFailure::NotLeader {
+            leader: Some(std::net::SocketAddr::from((ip, port)))
+        }),
     ]
 }
 

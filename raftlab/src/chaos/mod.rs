@@ -8,11 +8,13 @@
 //! - `nemesis.rs`: the seeded fault schedule.
 //! - `workload.rs`: the clients and the history they record.
 //! - `check.rs`: linearizability and durability.
+//! - `outage.rs`: how long clients wait when the leader is paused or cut off (also `raftlab bench`).
 //! - `report.rs`: the report and the HTML timeline.
 
 mod check;
 mod nemesis;
-mod nodes;
+pub(crate) mod nodes;
+pub(crate) mod outage;
 mod report;
 mod workload;
 
@@ -402,6 +404,7 @@ fn verdict(
         phantom_writes: durability.phantom,
         unread_keys: durability.unread,
         converged_at_index: run.converged,
+        leader_outages: report::leader_outages(&run.history, &run.nemesis),
         nemesis: run.nemesis,
         per_second: report::per_second(&run.history),
     };

@@ -66,6 +66,9 @@ pub struct NemesisEvent {
     /// e.g. `kill -9 node 2 (the leader)`, `bridge {0,1} <-> 4 <-> {2,3}`.
     pub what: String,
     pub nodes: Vec<usize>,
+    /// The fault hit the node that led when it began (kill, pause or isolation of the leader).
+    #[serde(default)]
+    pub leader: bool,
     pub start: f64,
     pub end: Option<f64>,
     /// Something that did not go as planned (e.g. a node that could not be restarted).
@@ -84,7 +87,7 @@ fn set_of(v: &[usize]) -> String {
 }
 
 /// Which pairs of nodes can talk: a partition as groups that each are fully connected.
-fn tables(n: usize, groups: &[Vec<usize>]) -> Vec<FaultTable> {
+pub(super) fn tables(n: usize, groups: &[Vec<usize>]) -> Vec<FaultTable> {
     (0..n)
         .map(|i| {
             FaultTable::blocking(
@@ -112,13 +115,14 @@ impl Nemesis {
         Duration::from_secs_f64(self.rng.random_range(lo..hi))
     }
 
-    fn begin(&self, kind: FaultKind, what: String, nodes: Vec<usize>) -> usize {
+    fn begin(&self, kind: FaultKind, what: String, nodes: Vec<usize>, leader: bool) -> usize {
         println!("{:>7.2}s nemesis: {what}", self.now());
         let mut ev = lock(&self.events);
         ev.push(NemesisEvent {
             kind,
             what,
             nodes,
+            leader,
             start: self.now(),
             end: None,
             trouble: None,
@@ -189,6 +193,7 @@ impl Nemesis {
                 if leader { " (the leader)" } else { "" }
             ),
             vec![i],
+            leader,
         );
         nodes.lock().await.kill(i);
         tokio::time::sleep_until(until).await;
@@ -210,6 +215,7 @@ impl Nemesis {
                 if leader { " (the leader)" } else { "" }
             ),
             vec![i],
+            leader,
         );
         let ok = nodes.lock().await.pause(i);
         tokio::time::sleep_until(until).await;
@@ -225,7 +231,7 @@ impl Nemesis {
         let mut perm: Vec<usize> = (0..n).collect();
         perm.shuffle(&mut self.rng);
         let variant = self.rng.random_range(0..3);
-        let (what, groups, hit) = match variant {
+        let (what, groups, hit, leader) = match variant {
             0 => {
                 let (i, leader) = self.target(nodes).await;
                 let rest: Vec<usize> = (0..n).filter(|&j| j != i).collect();
@@ -236,6 +242,7 @@ impl Nemesis {
                     ),
                     vec![vec![i], rest],
                     vec![i],
+                    leader,
                 )
             }
             1 => {
@@ -252,6 +259,7 @@ impl Nemesis {
                     ),
                     vec![majority, minority_sorted.clone()],
                     minority_sorted,
+                    false,
                 )
             }
             _ => {
@@ -270,10 +278,17 @@ impl Nemesis {
                     format!("bridge {} <-> {m} <-> {}", set_of(&a), set_of(&b)),
                     vec![left, right],
                     vec![m],
+                    false,
                 )
             }
         };
-        let k = self.begin(FaultKind::Partition, what, hit);
+        // A split hits the leader when it leaves it in the minority.
+        let leader = leader
+            || variant == 1 && {
+                let l = nodes.lock().await.leader().await;
+                l.is_some_and(|l| hit.contains(&l))
+            };
+        let k = self.begin(FaultKind::Partition, what, hit, leader);
         let tables = tables(n, &groups);
         let mut trouble = Vec::new();
         for (i, t) in tables.into_iter().enumerate() {

@@ -53,7 +53,39 @@ pub struct Summary {
     pub unread_keys: Vec<String>,
     pub converged_at_index: Option<u64>,
     pub nemesis: Vec<NemesisEvent>,
+    /// The faults that hit the leader, and how long service was out after each.
+    pub leader_outages: Vec<LeaderOutage>,
     pub per_second: Vec<Second>,
+}
+
+/// The clients' goal after a leader fault: service back within a second (about two election
+/// timeouts: one for the followers to notice, one for the clerks and the election).
+pub const OUTAGE_GOAL_S: f64 = 1.0;
+
+/// Service after a fault that hit the leader: the time from the fault to the completion of
+/// the first acknowledged operation invoked after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaderOutage {
+    pub what: String,
+    pub start: f64,
+    /// `None`: no operation invoked after the fault was acknowledged before the run ended.
+    pub back_after: Option<f64>,
+}
+
+pub fn leader_outages(history: &[OpRecord], nemesis: &[NemesisEvent]) -> Vec<LeaderOutage> {
+    nemesis
+        .iter()
+        .filter(|e| e.leader)
+        .map(|e| LeaderOutage {
+            what: e.what.clone(),
+            start: e.start,
+            back_after: history
+                .iter()
+                .filter(|r| r.ok && !r.final_read && r.invoke >= e.start)
+                .map(|r| r.complete - e.start)
+                .min_by(f64::total_cmp),
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -180,6 +212,35 @@ pub fn text(s: &Summary) -> String {
                 .as_deref()
                 .map_or(String::new(), |x| format!("  [{x}]"))
         );
+    }
+    if !s.leader_outages.is_empty() {
+        let within = s
+            .leader_outages
+            .iter()
+            .filter(|o| o.back_after.is_some_and(|b| b <= OUTAGE_GOAL_S))
+            .count();
+        let _ = writeln!(
+            t,
+            "leader faults: service back within {OUTAGE_GOAL_S} s after {within} of {} (first acknowledged operation invoked after the fault):",
+            s.leader_outages.len()
+        );
+        for o in &s.leader_outages {
+            let _ = writeln!(
+                t,
+                "  {:>7.2} s  {}: {}",
+                o.start,
+                o.what,
+                o.back_after
+                    .map_or("not back before the end".to_owned(), |b| format!(
+                        "back after {b:.2} s{}",
+                        if b > OUTAGE_GOAL_S {
+                            "  [over the goal]"
+                        } else {
+                            ""
+                        }
+                    ))
+            );
+        }
     }
     let _ = writeln!(t, "latency per second (ok ops, p50/p99 ms, unknown):");
     for sec in &s.per_second {

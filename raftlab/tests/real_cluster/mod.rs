@@ -151,6 +151,20 @@ impl TestCluster {
         None
     }
 
+    /// Waits for the first leader and writes `key` = `value` through a new clerk; returns the
+    /// leader, its term and the clerk.
+    pub async fn first_write(&self, key: &str, value: &str) -> (usize, u64, TcpClerk) {
+        let (leader, term) = self
+            .wait_leader(0, Duration::from_secs(10))
+            .await
+            .expect("a first leader");
+        let mut ck = self.clerk();
+        ck.put(key, value, Duration::from_secs(10))
+            .await
+            .expect("first write");
+        (leader, term, ck)
+    }
+
     /// Waits until every live node applied everything the leader committed.
     pub async fn wait_caught_up(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;

@@ -14,7 +14,7 @@ use tests::membership::change_membership;
 use tests::raft_harness::join_all;
 use tokio::time::sleep;
 
-use super::{check_clnt_appends, kv_test};
+use super::{check_clnt_appends, kv_test, reads_options};
 
 const CHANGE_LIMIT: Duration = Duration::from_secs(30);
 
@@ -141,6 +141,44 @@ fn membership_remove_the_leader_under_load_4d() {
             }
         }
         cfg.check(&mut ck, "k", &last).await;
+        cfg.check_linearizable();
+        cfg.end();
+    });
+}
+
+/// A membership entry is applied like any other: a ReadIndex Get whose read index is that
+/// entry's (nothing was written after the change) is answered in one heartbeat round. A
+/// service that does not count the entry as applied waits for a later write that never comes.
+/// Bound: no fault, so each Get needs one round of heartbeats; 20 Gets in 2 election
+/// timeouts leave room for a leader that first commits its no-op.
+#[test]
+fn membership_reads_right_after_a_change_4d() {
+    kv_test(|sim| async move {
+        let options = kvraft::ServerOptions {
+            voters: Some(vec![0, 1, 2]),
+            ..reads_options(None)
+        };
+        let cfg = KvConfig::with_options(&sim, 4, false, options);
+        cfg.begin("Test: reads right after a membership change (4D)");
+        let mut ck = cfg.make_client(&cfg.all());
+        cfg.put(&mut ck, "k", "v", true).await;
+        cfg.check(&mut ck, "k", "v").await;
+        for change_to in [
+            ConfChange::AddLearner(NodeId(3)),
+            ConfChange::AddVoter(NodeId(3)),
+        ] {
+            change(&cfg, change_to).await;
+            let start = tokio::time::Instant::now();
+            for _ in 0..20 {
+                cfg.check(&mut ck, "k", "v").await;
+            }
+            let took = start.elapsed();
+            assert!(
+                took <= 2 * ELECTION_TIMEOUT,
+                "20 Gets after a membership change took {took:?} (bound {:?}): is the membership entry counted as applied?",
+                2 * ELECTION_TIMEOUT
+            );
+        }
         cfg.check_linearizable();
         cfg.end();
     });

@@ -1,0 +1,89 @@
+//! Clients of the real cluster when the leader stops answering: a follower names the leader
+//! it knows, and a clerk gets a write through while the old leader is SIGSTOPped (it asks
+//! the others too once an attempt is slow, instead of waiting on the paused node).
+
+mod real_cluster;
+
+use std::time::Duration;
+
+use cluster::rpc::SubmitFailure;
+use cluster::transport::{connect, ctx};
+use kvraft::OpKind;
+use kvraft::common::KvCommand;
+use real_cluster::{CLUSTER_ID, TestCluster};
+
+fn signal(c: &TestCluster, i: usize, sig: libc::c_int) {
+    let pid = c.children[i].as_ref().expect("the node runs").id();
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: kill(2) on a child this test started; no memory is shared.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_a_command_naming_the_leader() {
+    let c = TestCluster::new("hint", 3, 4 << 20);
+    let (leader, _, _) = c.first_write("k", "v").await;
+    let command = postcard::to_stdvec(&KvCommand {
+        kind: OpKind::Put,
+        key: "k".into(),
+        value: "w".into(),
+    })
+    .expect("encode");
+    for f in (0..3).filter(|&i| i != leader) {
+        let client = connect(c.addrs[f]).await.expect("connect to a follower");
+        let submitted = client
+            .submit(ctx(), CLUSTER_ID, None, command.clone())
+            .await
+            .expect("the follower answers");
+        assert_eq!(
+            submitted,
+            Ok(Err(SubmitFailure::NotLeader {
+                leader: Some(c.addrs[leader])
+            })),
+            "node {f}'s answer to a command"
+        );
+        let read = client
+            .read(ctx(), CLUSTER_ID, command.clone())
+            .await
+            .expect("the follower answers");
+        assert_eq!(
+            read,
+            Ok(Err(SubmitFailure::NotLeader {
+                leader: Some(c.addrs[leader])
+            })),
+            "node {f}'s answer to a read"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_gets_through_while_the_leader_is_paused() {
+    let c = TestCluster::new("paused", 3, 4 << 20);
+    let (leader, term, mut ck) = c.first_write("k", "1").await;
+    signal(&c, leader, libc::SIGSTOP);
+    let start = tokio::time::Instant::now();
+    let written = ck.put("k", "2", Duration::from_secs(20)).await;
+    let took = start.elapsed();
+    // The old leader is still stopped: the write went through a new one.
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let mut new_leader = None;
+    for &i in &others {
+        if let Some(s) = c.status(i).await
+            && s.role == "leader"
+            && s.term > term
+        {
+            new_leader = Some(i);
+        }
+    }
+    signal(&c, leader, libc::SIGCONT);
+    written.expect("a write while the leader is paused");
+    assert!(
+        new_leader.is_some(),
+        "no new leader among {others:?} after the write"
+    );
+    println!("the write took {took:?} with the leader paused");
+    assert_eq!(
+        ck.get("k", Duration::from_secs(10)).await.expect("a read"),
+        "2"
+    );
+}
