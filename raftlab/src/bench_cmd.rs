@@ -205,16 +205,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .context("no leader within 10 s")?;
         let dur = Duration::from_secs_f64(args.seconds);
         println!(
-            "{:<16} {:>8} {:>10} {:>10} {:>10}",
+            "{:<24} {:>8} {:>10} {:>10} {:>10}",
             "operation", "clients", "ops/s", "p50", "p99"
         );
-        for &n in &args.clients.0 {
-            let (rate, p50, p99) = load(&addrs, n, Op::Put, dur).await?;
-            println!(
-                "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
-                "put"
-            );
-        }
         if !args.read_clients.0.is_empty() {
             // Every key the readers ask for exists.
             let mut ck = TcpClerk::new(addrs.clone());
@@ -223,17 +216,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             }
         }
-        for &n in &args.read_clients.0 {
-            let (rate, p50, p99) = load(&addrs, n, Op::Get, dur).await?;
-            println!(
-                "{:<16} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
-                if args.lease_reads {
-                    "get (lease)"
-                } else {
-                    "get (ReadIndex)"
-                }
-            );
-        }
+        rows(&addrs, &args, dur, "").await?;
         let mut failovers = Vec::new();
         for _ in 0..args.failovers {
             let Some(leader) = nodes.leader(Duration::from_secs(10)).await else {
@@ -247,6 +230,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             failovers.push(t0.elapsed());
             nodes.start(leader)?;
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !failovers.is_empty() {
+            // The same load again, after the leader changes: the tail must come back down.
+            nodes
+                .leader(Duration::from_secs(10))
+                .await
+                .context("no leader after the failovers")?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = format!(" after {} failovers", failovers.len());
+            rows(&addrs, &args, dur, &after).await?;
         }
         failovers.sort();
         if !failovers.is_empty() {
@@ -285,6 +278,30 @@ async fn outages(dir: &Path, trials: usize, clients: usize) -> anyhow::Result<()
             percentile(&all, 0.5),
             percentile(&all, 0.99),
             all[all.len() - 1]
+        );
+    }
+    Ok(())
+}
+
+/// The put rows, then the get rows, for the client counts asked; `after` ends each label.
+async fn rows(
+    addrs: &[SocketAddr],
+    args: &BenchArgs,
+    dur: Duration,
+    after: &str,
+) -> anyhow::Result<()> {
+    let get = if args.lease_reads {
+        "get (lease)"
+    } else {
+        "get (ReadIndex)"
+    };
+    let puts = args.clients.0.iter().map(|&n| (Op::Put, "put", n));
+    let gets = args.read_clients.0.iter().map(|&n| (Op::Get, get, n));
+    for (op, name, n) in puts.chain(gets) {
+        let (rate, p50, p99) = load(addrs, n, op, dur).await?;
+        println!(
+            "{:<24} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
+            format!("{name}{after}")
         );
     }
     Ok(())
