@@ -271,7 +271,12 @@ impl Raft {
             p.inflight = was_inflight;
         }
         p.next = p.next.max(p.matched.next());
-        let behind = p.next <= last;
+        // A follower that still needs the snapshot, with this very snapshot on its way, gets
+        // no second copy for each reply to an older request: the snapshot's reply (or the
+        // next heartbeat, if it was lost) sends what follows. A newer snapshot goes at once.
+        let snapshot = self.log.snapshot_index();
+        let snapshot_on_its_way = p.next <= snapshot && p.inflight == Some(snapshot);
+        let behind = p.next <= last && !snapshot_on_its_way;
         self.maybe_commit();
         if behind {
             self.send_append(from);

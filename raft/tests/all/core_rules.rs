@@ -844,6 +844,47 @@ fn leader_sends_snapshot_when_follower_needs_compacted_entries_7() {
 }
 
 #[test]
+fn a_snapshot_on_its_way_is_not_sent_again_for_each_older_reply_7() {
+    let snapshots_to_3 = |o: &raft::Persisted| -> Vec<u64> {
+        o.messages
+            .iter()
+            .filter(|m| m.to == NodeId(3))
+            .filter_map(|m| match &m.msg {
+                Message::InstallSnapshot(s) => Some(s.last_included_index.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut l = leader_with_applied(3);
+    l.compact(LogIndex(2), b"snap2".to_vec());
+    let _ = out(&mut l);
+    for _ in 0..10 {
+        l.tick();
+    }
+    assert_eq!(
+        snapshots_to_3(&out(&mut l)),
+        vec![2],
+        "the heartbeat carries it"
+    );
+    // Replies to requests sent before it (heartbeats', acknowledging nothing new) come back
+    // first: the snapshot is on its way, and none of them sends it again.
+    for _ in 0..3 {
+        l.step(env(3, 1, ae_ok(1, 0)));
+    }
+    let o = out(&mut l);
+    assert!(
+        o.messages.iter().all(|m| m.to != NodeId(3)),
+        "sent again: {:?}",
+        o.messages
+    );
+    // A newer snapshot is worth sending at once.
+    l.compact(LogIndex(3), b"snap3".to_vec());
+    let _ = out(&mut l);
+    l.step(env(3, 1, ae_ok(1, 0)));
+    assert_eq!(snapshots_to_3(&out(&mut l)), vec![3]);
+}
+
+#[test]
 fn install_snapshot_replaces_log_and_applies_snapshot_7() {
     let snap = |term: u64, index: u64, data: &[u8]| {
         Message::InstallSnapshot(InstallSnapshot {
