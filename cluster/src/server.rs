@@ -309,6 +309,10 @@ pub async fn start_node_with<M: StateMachine>(
     // Connections that send garbage fail to decode and are closed by tarpc; the rest go on.
     let channels = listener
         .filter_map(|conn| future::ready(conn.ok()))
+        .inspect(|conn| {
+            // Replies go out at once (see `transport::connect`).
+            let _ = conn.get_ref().set_nodelay(true);
+        })
         .map(BaseChannel::with_defaults);
     let serving = spawn_incoming(channels.execute(server.serve())).boxed();
     Ok(StartedNode {

@@ -30,6 +30,9 @@ pub async fn connect(addr: SocketAddr) -> Option<RaftKvClient> {
         .await
         .ok()?
         .ok()?;
+    // Small messages (heartbeats, a read's confirmation round, their replies) go out at once,
+    // not held back by Nagle's algorithm until the previous one is acknowledged.
+    let _ = transport.get_ref().set_nodelay(true);
     Some(RaftKvClient::new(client::Config::default(), transport).spawn())
 }
 

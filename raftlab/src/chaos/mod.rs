@@ -404,7 +404,8 @@ fn verdict(
         phantom_writes: durability.phantom,
         unread_keys: durability.unread,
         converged_at_index: run.converged,
-        leader_outages: report::leader_outages(&run.history, &run.nemesis),
+        leader_outages: outage::leader_outages(&run.history, &run.nemesis),
+        tail: outage::tail(&run.history, &run.nemesis),
         nemesis: run.nemesis,
         per_second: report::per_second(&run.history),
     };

@@ -2,7 +2,9 @@
 //! SIGSTOPped, or cut off from every other node (its clients still reach it), while clients
 //! put as fast as they can. A trial's outage is the time from the fault until every client
 //! has completed an operation it issued after the fault; `raftlab bench` reports the
-//! percentiles over many trials, and `raftlab chaos` the same measure for each leader fault.
+//! percentiles over many trials. For `raftlab chaos`'s report, from its history: the same
+//! measure for each fault that hit the leader ([`leader_outages`]), and the p99 away from
+//! faults before and after the first of them ([`tail`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,9 +15,12 @@ use cluster::client::TcpClerk;
 use cluster::faults::FaultTable;
 use tokio::time::Instant;
 
-use super::nemesis::tables;
+use serde::Serialize;
+
+use super::nemesis::{NemesisEvent, tables};
 use super::nodes::Nodes;
-use super::workload::lock;
+use super::report::percentile;
+use super::workload::{Op, OpRecord, lock};
 
 /// What happens to the leader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,4 +141,164 @@ pub async fn trial(
         .max()
         .unwrap_or_default();
     Ok(outage)
+}
+
+/// The clients' goal after a leader fault: service back within a second (about two election
+/// timeouts: one for the followers to notice, one for the clerks and the election).
+pub const OUTAGE_GOAL_S: f64 = 1.0;
+
+/// Service after a fault that hit the leader: the time from the fault to the completion of
+/// the first acknowledged operation invoked after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaderOutage {
+    pub what: String,
+    pub start: f64,
+    /// `None`: no operation invoked after the fault was acknowledged before the run ended.
+    pub back_after: Option<f64>,
+}
+
+pub fn leader_outages(history: &[OpRecord], nemesis: &[NemesisEvent]) -> Vec<LeaderOutage> {
+    nemesis
+        .iter()
+        .filter(|e| e.leader)
+        .map(|e| LeaderOutage {
+            what: e.what.clone(),
+            start: e.start,
+            back_after: history
+                .iter()
+                .filter(|r| r.ok && !r.final_read && r.invoke >= e.start)
+                .map(|r| r.complete - e.start)
+                .min_by(f64::total_cmp),
+        })
+        .collect()
+}
+
+/// The p99 latency of one kind of operation away from faults (none active, none healed in
+/// the last second), before the first fault that hit the leader and after it: the tail must
+/// come back down once leadership has moved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tail {
+    /// "gets" or "writes" (puts and appends).
+    pub ops: String,
+    pub before_p99_ms: f64,
+    pub before_n: usize,
+    pub after_p99_ms: f64,
+    pub after_n: usize,
+}
+
+/// How long after a fault ends its effects are left out of the fault-free tail.
+pub const SETTLE_S: f64 = 1.0;
+
+pub fn tail(history: &[OpRecord], nemesis: &[NemesisEvent]) -> Vec<Tail> {
+    let Some(first) = nemesis
+        .iter()
+        .filter(|e| e.leader)
+        .map(|e| e.start)
+        .min_by(f64::total_cmp)
+    else {
+        return Vec::new();
+    };
+    let quiet = |r: &OpRecord| {
+        !nemesis.iter().any(|e| {
+            let end = e.end.unwrap_or(f64::INFINITY) + SETTLE_S;
+            e.start <= r.complete && r.invoke <= end
+        })
+    };
+    let p99 = |gets: bool, before: bool| {
+        let mut l: Vec<f64> = history
+            .iter()
+            .filter(|r| r.ok && !r.final_read && (r.op == Op::Get) == gets && quiet(r))
+            .filter(|r| (r.invoke < first) == before)
+            .map(|r| (r.complete - r.invoke) * 1000.0)
+            .collect();
+        l.sort_by(f64::total_cmp);
+        (percentile(&l, 0.99), l.len())
+    };
+    [("gets", true), ("writes", false)]
+        .into_iter()
+        .map(|(name, gets)| {
+            let (before_p99_ms, before_n) = p99(gets, true);
+            let (after_p99_ms, after_n) = p99(gets, false);
+            Tail {
+                ops: name.to_owned(),
+                before_p99_ms,
+                before_n,
+                after_p99_ms,
+                after_n,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::nemesis::FaultKind;
+
+    fn op(op: Op, invoke: f64, complete: f64) -> OpRecord {
+        OpRecord {
+            process: 0,
+            client: 0,
+            op,
+            key: "k".into(),
+            value: String::new(),
+            invoke,
+            complete,
+            ok: true,
+            read: None,
+            final_read: false,
+            error: None,
+        }
+    }
+
+    fn fault(leader: bool, start: f64, end: f64) -> NemesisEvent {
+        NemesisEvent {
+            kind: FaultKind::Pause,
+            what: format!("SIGSTOP at {start}"),
+            nodes: vec![0],
+            leader,
+            start,
+            end: Some(end),
+            trouble: None,
+        }
+    }
+
+    #[test]
+    fn service_is_back_with_the_first_acknowledged_operation_invoked_after_a_leader_fault() {
+        let history = vec![
+            op(Op::Put, 0.9, 1.2),  // invoked before the fault
+            op(Op::Get, 1.1, 1.45), // the first invoked after it
+            op(Op::Put, 1.05, 1.5),
+        ];
+        let outages = leader_outages(&history, &[fault(false, 0.5, 0.6), fault(true, 1.0, 3.0)]);
+        assert_eq!(outages.len(), 1, "only the leader's fault counts");
+        let back = outages[0].back_after.expect("back");
+        assert!((back - 0.45).abs() < 1e-9, "{back}");
+        let none = leader_outages(&[op(Op::Put, 0.1, 0.2)], &[fault(true, 1.0, 2.0)]);
+        assert_eq!(none[0].back_after, None);
+    }
+
+    #[test]
+    fn the_tail_leaves_out_operations_near_a_fault() {
+        let mut history = vec![op(Op::Get, 0.1, 0.101)];
+        // Slow during the fault and the second after it heals: left out.
+        history.push(op(Op::Get, 2.5, 2.9));
+        history.push(op(Op::Get, 3.5, 3.9));
+        // Fault-free after it.
+        history.push(op(Op::Get, 5.0, 5.002));
+        history.push(op(Op::Put, 5.0, 5.003));
+        let t = tail(&history, &[fault(true, 2.0, 3.0)]);
+        let gets = &t[0];
+        assert_eq!(
+            (gets.ops.as_str(), gets.before_n, gets.after_n),
+            ("gets", 1, 1)
+        );
+        assert!((gets.before_p99_ms - 1.0).abs() < 1e-6, "{gets:?}");
+        assert!((gets.after_p99_ms - 2.0).abs() < 1e-6, "{gets:?}");
+        assert_eq!((t[1].ops.as_str(), t[1].after_n), ("writes", 1));
+        assert!(
+            tail(&history, &[fault(false, 2.0, 3.0)]).is_empty(),
+            "no leader fault"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::nemesis::{FaultKind, NemesisEvent};
+use super::outage::{LeaderOutage, OUTAGE_GOAL_S, SETTLE_S, Tail};
 use super::workload::{Op, OpRecord};
 
 /// Latency and throughput of one second of the run (operations that completed in it).
@@ -55,40 +56,12 @@ pub struct Summary {
     pub nemesis: Vec<NemesisEvent>,
     /// The faults that hit the leader, and how long service was out after each.
     pub leader_outages: Vec<LeaderOutage>,
+    /// Latency with no fault near, before the first leader fault and after it.
+    pub tail: Vec<Tail>,
     pub per_second: Vec<Second>,
 }
 
-/// The clients' goal after a leader fault: service back within a second (about two election
-/// timeouts: one for the followers to notice, one for the clerks and the election).
-pub const OUTAGE_GOAL_S: f64 = 1.0;
-
-/// Service after a fault that hit the leader: the time from the fault to the completion of
-/// the first acknowledged operation invoked after it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaderOutage {
-    pub what: String,
-    pub start: f64,
-    /// `None`: no operation invoked after the fault was acknowledged before the run ended.
-    pub back_after: Option<f64>,
-}
-
-pub fn leader_outages(history: &[OpRecord], nemesis: &[NemesisEvent]) -> Vec<LeaderOutage> {
-    nemesis
-        .iter()
-        .filter(|e| e.leader)
-        .map(|e| LeaderOutage {
-            what: e.what.clone(),
-            start: e.start,
-            back_after: history
-                .iter()
-                .filter(|r| r.ok && !r.final_read && r.invoke >= e.start)
-                .map(|r| r.complete - e.start)
-                .min_by(f64::total_cmp),
-        })
-        .collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -239,6 +212,28 @@ pub fn text(s: &Summary) -> String {
                             ""
                         }
                     ))
+            );
+        }
+    }
+    if !s.tail.is_empty() {
+        let _ = writeln!(
+            t,
+            "tail away from faults (p99, none active or healed in the last {SETTLE_S} s), before and after the first leader fault:"
+        );
+        for x in &s.tail {
+            let _ = writeln!(
+                t,
+                "  {:<6} {:>7.2} ms ({} ops) -> {:>7.2} ms ({} ops){}",
+                x.ops,
+                x.before_p99_ms,
+                x.before_n,
+                x.after_p99_ms,
+                x.after_n,
+                if x.before_n > 0 && x.after_p99_ms > 1.5 * x.before_p99_ms {
+                    "  [over 1.5x]"
+                } else {
+                    ""
+                }
             );
         }
     }
