@@ -205,7 +205,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .context("no leader within 10 s")?;
         let dur = Duration::from_secs_f64(args.seconds);
         println!(
-            "{:<24} {:>8} {:>10} {:>10} {:>10}",
+            "{:<34} {:>8} {:>10} {:>10} {:>10}",
             "operation", "clients", "ops/s", "p50", "p99"
         );
         if !args.read_clients.0.is_empty() {
@@ -300,7 +300,7 @@ async fn rows(
     for (op, name, n) in puts.chain(gets) {
         let (rate, p50, p99) = load(addrs, n, op, dur).await?;
         println!(
-            "{:<24} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
+            "{:<34} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
             format!("{name}{after}")
         );
     }
