@@ -100,6 +100,22 @@ fn chaos_run(kind: &str, seed: &str) {
         "every fault went as planned: {report}"
     );
     assert!(json["operations"].as_u64().unwrap_or(0) > 1000, "{report}");
+    // Every fault that hit the leader is reported with the time service came back.
+    let leader_faults = json["nemesis"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|e| e["leader"] == true).count());
+    let outages = json["leader_outages"].as_array().map_or(0, Vec::len);
+    assert_eq!(outages, leader_faults, "{report}");
+    if leader_faults > 0 {
+        assert!(
+            report.contains("leader faults: service back within"),
+            "{report}"
+        );
+        assert!(
+            json["tail"].as_array().is_some_and(|t| t.len() == 2),
+            "{report}"
+        );
+    }
     let page = fs::read_to_string(out.join("timeline.html")).expect("timeline.html");
     assert!(page.contains("linearizability.html") && page.contains("<svg"));
     assert!(out.join("linearizability.html").exists());
