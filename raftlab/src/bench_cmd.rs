@@ -108,6 +108,10 @@ impl Nodes {
         Ok(())
     }
 
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().flatten().map(Child::id).collect()
+    }
+
     fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {
             let _ = c.kill();
@@ -205,8 +209,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .context("no leader within 10 s")?;
         let dur = Duration::from_secs_f64(args.seconds);
         println!(
-            "{:<34} {:>8} {:>10} {:>10} {:>10}",
-            "operation", "clients", "ops/s", "p50", "p99"
+            "{:<34} {:>8} {:>10} {:>10} {:>10} {:>12}",
+            "operation", "clients", "ops/s", "p50", "p99", "node CPU/op"
         );
         if !args.read_clients.0.is_empty() {
             // Every key the readers ask for exists.
@@ -216,7 +220,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .await?;
             }
         }
-        rows(&addrs, &args, dur, "").await?;
+        let pids = nodes.pids();
+        rows(&addrs, &pids, &args, dur, "").await?;
         let mut failovers = Vec::new();
         for _ in 0..args.failovers {
             let Some(leader) = nodes.leader(Duration::from_secs(10)).await else {
@@ -239,7 +244,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .context("no leader after the failovers")?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             let after = format!(" after {} failovers", failovers.len());
-            rows(&addrs, &args, dur, &after).await?;
+            let pids = nodes.pids();
+            rows(&addrs, &pids, &args, dur, &after).await?;
         }
         failovers.sort();
         if !failovers.is_empty() {
@@ -286,6 +292,7 @@ async fn outages(dir: &Path, trials: usize, clients: usize) -> anyhow::Result<()
 /// The put rows, then the get rows, for the client counts asked; `after` ends each label.
 async fn rows(
     addrs: &[SocketAddr],
+    pids: &[u32],
     args: &BenchArgs,
     dur: Duration,
     after: &str,
@@ -298,13 +305,45 @@ async fn rows(
     let puts = args.clients.0.iter().map(|&n| (Op::Put, "put", n));
     let gets = args.read_clients.0.iter().map(|&n| (Op::Get, get, n));
     for (op, name, n) in puts.chain(gets) {
+        let cpu_before = cpu_ticks(pids);
         let (rate, p50, p99) = load(addrs, n, op, dur).await?;
+        // The nodes' CPU time (user + system, all three processes) per operation.
+        let cpu = match (cpu_before, cpu_ticks(pids)) {
+            (Some(a), Some(b)) if rate > 0.0 => format!(
+                "{:.0}µs",
+                (b - a) as f64 * 1e6 / clock_ticks_per_sec() / (rate * dur.as_secs_f64())
+            ),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<34} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?}",
+            "{:<34} {n:>8} {rate:>10.0} {p50:>10.2?} {p99:>10.2?} {cpu:>12}",
             format!("{name}{after}")
         );
     }
     Ok(())
+}
+
+/// The CPU time (user + system, in clock ticks) the processes `pids` used so far, from
+/// `/proc/<pid>/stat`; `None` where that cannot be read (not Linux, a process gone).
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    let mut total = 0;
+    for pid in pids {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count after it.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        total += utime + stime;
+    }
+    Some(total)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf reads a configuration value; no memory is shared.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
 }
 
 /// Keys the load spreads over.
