@@ -87,3 +87,43 @@ async fn a_write_gets_through_while_the_leader_is_paused() {
         "2"
     );
 }
+
+/// `raftlab bench` measures the outage rows (and takes an empty client list for none).
+#[test]
+fn the_bench_reports_the_clients_outage_after_each_leader_fault() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftlab"))
+        .args([
+            "bench",
+            "--seconds",
+            "0.3",
+            "--clients",
+            "1",
+            "--read-clients",
+            "",
+            "--failovers",
+            "0",
+            "--outage-trials",
+            "1",
+            "--outage-clients",
+            "2",
+        ])
+        .output()
+        .expect("run raftlab bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "put ",
+        "outage (SIGSTOP leader, 2 clients",
+        "outage (isolate leader, 2 clients",
+    ] {
+        assert!(text.contains(row), "no {row:?} row:\n{text}");
+    }
+    assert!(
+        !text.contains("get (ReadIndex)"),
+        "no read rows were asked for:\n{text}"
+    );
+}
