@@ -41,6 +41,13 @@ impl Persister {
         s.snapshot = Arc::new(snapshot);
     }
 
+    /// [`Persister::save`] with a snapshot the caller shares (no copy of its bytes).
+    pub fn save_shared(&self, raft_state: Vec<u8>, snapshot: Arc<Vec<u8>>) {
+        let mut s = self.lock();
+        s.raft_state = Arc::new(raft_state);
+        s.snapshot = snapshot;
+    }
+
     /// Saves Raft state and keeps the current snapshot (it did not change).
     pub fn save_raft_state(&self, raft_state: Vec<u8>) {
         self.lock().raft_state = Arc::new(raft_state);
@@ -89,5 +96,24 @@ mod tests {
         let shared = p.clone();
         shared.save_raft_state(vec![7]);
         assert_eq!(p.read_raft_state(), vec![7], "clones share storage");
+    }
+
+    #[test]
+    fn a_shared_snapshot_is_saved_without_a_copy_and_copies_keep_theirs() {
+        let p = Persister::new();
+        p.save(vec![1], vec![9; 10]);
+        let q = p.copy();
+        let snap = Arc::new(vec![7u8; 4]);
+        p.save_shared(vec![8], snap.clone());
+        assert_eq!(
+            (p.read_raft_state(), p.read_snapshot()),
+            (vec![8], vec![7; 4])
+        );
+        assert_eq!(Arc::strong_count(&snap), 2, "held, not copied");
+        assert_eq!(
+            q.read_snapshot(),
+            vec![9; 10],
+            "a copy keeps its own snapshot"
+        );
     }
 }

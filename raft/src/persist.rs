@@ -118,7 +118,7 @@ impl Storage for labrpc::Persister {
 
     fn save(&mut self, p: &Persist<'_>) -> Result<(), PersistError> {
         match &p.snapshot {
-            Some(s) => labrpc::Persister::save(self, p.raft_state(), s.as_ref().clone()),
+            Some(s) => self.save_shared(p.raft_state(), s.clone()),
             None => self.save_raft_state(p.raft_state()),
         }
         Ok(())
