@@ -419,6 +419,31 @@ impl Raft {
         self.term
     }
 
+    /// `status().commit`, without building the rest (the monitors ask at every step).
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+
+    /// `status().applied`.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// `status().voted_for`.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    /// `status().leader`: the leader this node knows of in its term.
+    pub fn known_leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// `status().transferring_to`.
+    pub fn transferring_to(&self) -> Option<NodeId> {
+        self.transfer.as_ref().map(|t| t.to)
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }

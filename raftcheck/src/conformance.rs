@@ -170,7 +170,7 @@ fn check_configurations<S: Storage>(u: &mut Under<S>, cluster: &Cluster) -> Resu
     };
     let compact = |nodes: &mut BTreeMap<u64, Raft>, u: &mut Under<S>| -> Result<(), String> {
         let raft = nodes.get_mut(&NODE).ok_or("node 3 is gone")?;
-        let applied = raft.status().applied;
+        let applied = raft.applied_index();
         raft.compact(applied, format!("snapshot@{applied}").into_bytes());
         pump(nodes, u)
     };

@@ -314,7 +314,7 @@ impl Monitor {
             };
             // The leader's commit when it appended: before this input, or after it for a
             // configuration it appended because its commit moved (leaving a joint one).
-            let commit = core.status().commit.max(commit_before);
+            let commit = core.commit_index().max(commit_before);
             if prev_index > commit && prev_index > LogIndex(0) {
                 self.fail(
                     Property::Membership,
@@ -452,7 +452,7 @@ impl Monitor {
 
     fn after_input_safety(&mut self, core: &Raft) {
         let id = core.id();
-        let s = core.status();
+        let s = Brief::of(core);
         let v = self.view(id);
         let (term0, commit0, applied0) = (v.term, v.commit, v.applied);
         v.term = s.term;
@@ -555,7 +555,7 @@ impl Monitor {
 
     /// A leader advanced its commit index: through which entry of its own term?
     fn leader_commits(&mut self, core: &Raft, from: LogIndex) {
-        let (id, term, commit) = (core.id(), core.term(), core.status().commit);
+        let (id, term, commit) = (core.id(), core.term(), core.commit_index());
         let log = core.log();
         let mut i = from.next().max(log.snapshot_index().next());
         while i <= commit {
@@ -1113,5 +1113,27 @@ impl Observer for SharedMonitor {
     }
     fn released(&self, core: &Raft, out: &Persisted) {
         self.with(|m| m.released(core, out));
+    }
+}
+
+/// What the safety checks read of a node at every step (`Raft::status` would also copy its
+/// configuration, at every step of every node).
+struct Brief {
+    term: Term,
+    role: Role,
+    commit: LogIndex,
+    applied: LogIndex,
+    voted_for: Option<NodeId>,
+}
+
+impl Brief {
+    fn of(core: &Raft) -> Brief {
+        Brief {
+            term: core.term(),
+            role: core.role(),
+            commit: core.commit_index(),
+            applied: core.applied_index(),
+            voted_for: core.voted_for(),
+        }
     }
 }

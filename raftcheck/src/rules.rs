@@ -410,20 +410,22 @@ impl Rules {
 
     /// `input` is about to be handled by `core`; entries through `decided` are committed.
     pub fn before_input(&mut self, core: &Raft, input: Input<'_>, decided: LogIndex) {
-        let s = core.status();
+        // At every step: the fields one by one, not `status()` (which copies the configuration).
+        let (me, role, term, commit) = (core.id(), core.role(), core.term(), core.commit_index());
+        let membership = core.membership();
         let (messages, replies) = core.outbox();
         let before = Before {
             seen: Seen::of(core, input),
-            role: s.role,
-            term: s.term,
-            voted_for: s.voted_for,
-            leader: s.leader,
-            commit: s.commit,
+            role,
+            term,
+            voted_for: core.voted_for(),
+            leader: core.known_leader(),
+            commit,
             last: (core.log().last_term(), core.log().last_index()),
             elapsed: core.election_elapsed(),
             timeout: core.election_timeout(),
-            voter: s.membership.is_voter(s.id),
-            transferring: s.transferring_to.is_some(),
+            voter: membership.is_voter(me),
+            transferring: core.transferring_to().is_some(),
             outbox: (messages.len(), replies.len()),
         };
         let v = self.nodes.entry(core.id()).or_default();
@@ -432,13 +434,13 @@ impl Rules {
             let half = lease_ticks(core.config().election_ticks) / 2;
             let in_lease = f.lease_reads
                 && f.check_quorum
-                && s.role == Role::Leader
-                && s.transferring_to.is_none()
-                && core.log().term_at(s.commit) == Some(s.term)
+                && role == Role::Leader
+                && core.transferring_to().is_none()
+                && core.log().term_at(commit) == Some(term)
                 && v.lead.as_ref().is_some_and(|l| {
-                    l.term == s.term
+                    l.term == term
                         && l.lease_floor.is_none()
-                        && l.leased(s.id, &s.membership, v.ticks, half)
+                        && l.leased(me, membership, v.ticks, half)
                 });
             v.reads.insert(
                 id,
@@ -621,7 +623,7 @@ impl Rules {
             self.fail(Property::Lease, &[id], format!(
                 "node {id} did not answer read #{read} at once, though it was asked while a majority had acknowledged heartbeats sent less than {} ticks earlier (half the lease) and an entry of the leader's term was committed: within its lease a leader answers a read without a round of heartbeats (thesis 6.4.1)", lease_len / 2));
         }
-        let commit = core.status().commit;
+        let commit = core.commit_index();
         if applied < commit {
             let kind = out.apply.last().map(|a| match a {
                 Apply::Snapshot { .. } => "a snapshot",

@@ -125,7 +125,7 @@ impl Rules {
                 log.entry(i)
                     .is_none_or(|mine| mine.term != en.term || mine.command != en.command)
             });
-            let commit = core.status().commit;
+            let commit = core.commit_index();
             let detail = if !leads {
                 Some(format!(
                     "it is {s_role:?} of term {} (was {:?} of term {}): only the leader of the request's term sends AppendEntries",
