@@ -275,13 +275,14 @@ impl Client {
                         }
                     }
                     _ = tokio::time::sleep_until(wake) => {
-                        if ask.is_none() && !attempts.is_empty() {
-                            // The last server asked is slow: suspect it, ask another too.
-                            self.suspect_until[last] = Some(Instant::now() + self.options.suspect_for);
-                            ask = self.pick(None, last, &busy, Instant::now()).map(|i| (i, Instant::now()));
-                            hedge_at = Instant::now() + self.options.attempt_timeout;
-                        } else if ask.is_none() {
-                            ask = self.pick(None, last, &busy, Instant::now()).map(|i| (i, Instant::now()));
+                        if ask.is_none() {
+                            let now = Instant::now();
+                            if !attempts.is_empty() {
+                                // The last server asked is slow: suspect it, ask another too.
+                                self.suspect_until[last] = Some(now + self.options.suspect_for);
+                                hedge_at = now + self.options.attempt_timeout;
+                            }
+                            ask = self.pick(None, last, &busy, now).map(|i| (i, now));
                         }
                     }
                 }

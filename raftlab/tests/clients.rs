@@ -29,30 +29,21 @@ async fn a_follower_refuses_a_command_naming_the_leader() {
         value: "w".into(),
     })
     .expect("encode");
+    let refused = Ok(Err(SubmitFailure::NotLeader {
+        leader: Some(c.addrs[leader]),
+    }));
     for f in (0..3).filter(|&i| i != leader) {
         let client = connect(c.addrs[f]).await.expect("connect to a follower");
         let submitted = client
             .submit(ctx(), CLUSTER_ID, None, command.clone())
             .await
             .expect("the follower answers");
-        assert_eq!(
-            submitted,
-            Ok(Err(SubmitFailure::NotLeader {
-                leader: Some(c.addrs[leader])
-            })),
-            "node {f}'s answer to a command"
-        );
+        assert_eq!(submitted, refused, "node {f}'s answer to a command");
         let read = client
             .read(ctx(), CLUSTER_ID, command.clone())
             .await
             .expect("the follower answers");
-        assert_eq!(
-            read,
-            Ok(Err(SubmitFailure::NotLeader {
-                leader: Some(c.addrs[leader])
-            })),
-            "node {f}'s answer to a read"
-        );
+        assert_eq!(read, refused, "node {f}'s answer to a read");
     }
 }
 

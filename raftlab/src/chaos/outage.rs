@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cluster::client::TcpClerk;
-use cluster::faults::FaultTable;
 use tokio::time::Instant;
 
 use serde::Serialize;
@@ -119,11 +118,7 @@ pub async fn trial(
     }
     match fault {
         LeaderFault::Pause => nodes.resume(leader),
-        LeaderFault::Isolate => {
-            for i in 0..nodes.len() {
-                let _ = nodes.set_faults(i, FaultTable::default()).await;
-            }
-        }
+        LeaderFault::Isolate => nodes.clear_faults().await,
     }
     while !all_back(&back) && t0.elapsed() < HOLD * 6 {
         tokio::time::sleep(Duration::from_millis(5)).await;
